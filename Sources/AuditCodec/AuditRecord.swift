@@ -1,0 +1,125 @@
+// One audit record: a line of text with its header parsed and its fields on demand.
+
+public struct AuditRecord: Sendable, Equatable {
+    /// The line without its newline, exactly as read.
+    public let text: [UInt8]
+    public let header: RecordHeader
+
+    public init(text: [UInt8], header: RecordHeader) {
+        self.text = text
+        self.header = header
+    }
+
+    /// Parses one line (without newline).
+    public init(parsing line: some Collection<UInt8>) throws(AuditParseError) {
+        let bytes = Array(line)
+        let r = bytes.withUnsafeBytes { RecordScanner.scan($0) }
+        switch r {
+        case .success(let h): self.init(text: bytes, header: h)
+        case .failure(let e): throw e
+        }
+    }
+
+    public init(parsing line: String) throws(AuditParseError) {
+        try self.init(parsing: Array(line.utf8))
+    }
+
+    public var type: AuditRecordType { header.type }
+    public var typeName: String { slice(header.typeName) }
+    public var node: String? { header.node.isEmpty ? nil : slice(header.node) }
+    public var time: AuditTime { header.time }
+    public var serial: UInt32 { header.serial }
+
+    /// The body as written (from just after `):`, leading white space included).
+    public var body: String { slice(Int32(header.bodyStart)..<header.bodyEnd) }
+    /// The ENRICHED part after 0x1D, or nil for a RAW record.
+    public var enrichment: String? {
+        header.hasEnrichment ? slice((header.bodyEnd + 1)..<header.length) : nil
+    }
+    public var line: String { String(decoding: text, as: UTF8.self) }
+
+    private func slice(_ r: Range<Int32>) -> String {
+        String(decoding: text[Int(r.lowerBound)..<Int(r.upperBound)], as: UTF8.self)
+    }
+
+    /// The body's fields, in order.
+    public var fields: [AuditField] {
+        FieldTokenizer.tokenize(text[Int(header.bodyStart)..<Int(header.bodyEnd)]).fields
+    }
+
+    /// The interpreted fields of an ENRICHED record (`UID="root"`, `SADDR={ ... }`).
+    public var enrichedFields: [AuditField] {
+        guard header.hasEnrichment else { return [] }
+        return FieldTokenizer.tokenize(text[Int(header.bodyEnd + 1)..<Int(header.length)], braces: true).fields
+    }
+
+    /// The first field with this name. For a user message, fields inside `msg='...'` are
+    /// found too when the outer body has no such field.
+    public func field(_ name: String) -> AuditField? {
+        let all = fields
+        if let f = all.first(where: { $0.name == name && $0.form != .word }) { return f }
+        if let msg = all.first(where: { $0.name == "msg" && $0.form == .singleQuoted }) {
+            return FieldTokenizer.tokenize(Array(msg.unquoted.utf8)).fields.first { $0.name == name && $0.form != .word }
+        }
+        return nil
+    }
+
+    /// The raw value of a field, quotes included.
+    public subscript(name: String) -> String? { field(name)?.rawValue }
+
+    // MARK: typed access to the fields that matter
+
+    public var pid: Int32? { int32("pid") }
+    public var ppid: Int32? { int32("ppid") }
+    public var syscall: Int? { self["syscall"].flatMap { Int($0) } }
+    public var exit: Int64? { self["exit"].flatMap { Int64($0) } }
+    public var success: Bool? { self["success"].map { $0 == "yes" } }
+    public var auid: UInt32? { self["auid"].flatMap { UInt32($0) } }
+    public var uid: UInt32? { self["uid"].flatMap { UInt32($0) } }
+    public var ses: UInt32? { self["ses"].flatMap { UInt32($0) } }
+    /// `key=` decoded; nil for `(null)` or absent.
+    public var key: String? { field("key")?.decodedString }
+    public var comm: String? { field("comm")?.decodedString }
+    public var exe: String? { field("exe")?.decodedString }
+    /// The syscall's arguments a0..a3 (hex in the record).
+    public func argument(_ i: Int) -> UInt64? { self["a\(i)"].flatMap { UInt64($0, radix: 16) } }
+
+    private func int32(_ name: String) -> Int32? { self[name].flatMap { Int32($0) } }
+
+    // MARK: encoding
+
+    /// Writes the record back from its parts: node, type, timestamp, fields, enrichment.
+    public func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count)
+        if let node { out += "node=".utf8; out += node.utf8; out.append(UInt8(ascii: " ")) }
+        out += "type=".utf8
+        out += typeName.utf8
+        out += " msg=audit(".utf8
+        out += time.description.utf8
+        out.append(UInt8(ascii: ":"))
+        out += String(serial).utf8
+        out.append(UInt8(ascii: ")"))
+        if header.hasColon { out.append(UInt8(ascii: ":")) }
+        let (fields, trailer) = FieldTokenizer.tokenize(text[Int(header.bodyStart)..<Int(header.bodyEnd)])
+        for f in fields { out += f.separator.utf8; out += f.token.utf8 }
+        out += trailer.utf8
+        if header.hasEnrichment {
+            out.append(RecordScanner.enrichmentSeparator)
+            let (ef, etrailer) = FieldTokenizer.tokenize(text[Int(header.bodyEnd + 1)..<Int(header.length)], braces: true)
+            for f in ef { out += f.separator.utf8; out += f.token.utf8 }
+            out += etrailer.utf8
+        }
+        return out
+    }
+
+    /// Builds a record line from parts (used for records contid writes itself).
+    public static func make(type: AuditRecordType, time: AuditTime, serial: UInt32, body: String, node: String? = nil) -> AuditRecord {
+        var s = ""
+        if let node { s += "node=\(node) " }
+        s += "type=\(type.name) msg=audit(\(time):\(serial)):"
+        if !body.isEmpty { s += " " + body }
+        // Lines contid builds always parse: the parts above are well formed.
+        return try! AuditRecord(parsing: s)
+    }
+}

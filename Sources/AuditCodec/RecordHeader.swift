@@ -1,0 +1,187 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+// The fixed part of an audit text line, found without allocating:
+//   [node=NAME ]type=NAME msg=audit(SECONDS.MILLIS:SERIAL):[ BODY][0x1D ENRICHED]
+
+/// When an event happened, as the kernel stamps it (seconds and milliseconds).
+public struct AuditTime: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var seconds: UInt64
+    public var milliseconds: UInt16
+    public init(seconds: UInt64, milliseconds: UInt16) {
+        self.seconds = seconds
+        self.milliseconds = milliseconds
+    }
+    /// Milliseconds since the epoch: the assembler's stream clock.
+    @inline(__always) public var totalMilliseconds: UInt64 { seconds &* 1000 &+ UInt64(milliseconds) }
+    public static func < (a: Self, b: Self) -> Bool { a.totalMilliseconds < b.totalMilliseconds }
+    /// `1795929164.030`, as inside `msg=audit(...)`.
+    public var description: String {
+        let ms = String(milliseconds)
+        return "\(seconds)." + String(repeating: "0", count: 3 - ms.count) + ms
+    }
+}
+
+/// Offsets into one line; all positions are byte offsets from the line's start.
+public struct RecordHeader: Sendable, Equatable {
+    public var type: AuditRecordType
+    /// `node=` value, empty range when absent.
+    public var node: Range<Int32>
+    /// The type name as written (`SYSCALL`, `UNKNOWN[2900]`).
+    public var typeName: Range<Int32>
+    public var time: AuditTime
+    public var serial: UInt32
+    /// True when `)` is followed by `:` (every kernel record; old DAEMON_* lines lack it).
+    public var hasColon: Bool
+    /// Where the body starts (just after `):` or `)`), and where it ends (0x1D or end of line).
+    public var bodyStart: Int32
+    public var bodyEnd: Int32
+    /// Length of the whole line (without newline).
+    public var length: Int32
+
+    public var hasEnrichment: Bool { bodyEnd < length }
+}
+
+public enum RecordScanner {
+    public static let enrichmentSeparator: UInt8 = 0x1D
+
+    /// Parses the header of one line (no trailing newline). Hot path: no allocation.
+    @inline(__always)
+    public static func scan(_ line: UnsafeRawBufferPointer) -> Result<RecordHeader, AuditParseError> {
+        let n = line.count
+        guard n > 0, let base = line.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
+            return .failure(AuditParseError(.emptyLine, column: 1))
+        }
+        guard n < 65536 else { return .failure(AuditParseError(.lineTooLong(n), column: 1)) }
+        var p = 0
+        var node: Range<Int32> = 0..<0
+        // "node=NAME "
+        if n > 5, base[0] == UInt8(ascii: "n"), base[1] == UInt8(ascii: "o"), base[2] == UInt8(ascii: "d"),
+           base[3] == UInt8(ascii: "e"), base[4] == UInt8(ascii: "=") {
+            var q = 5
+            while q < n, base[q] != UInt8(ascii: " ") { q += 1 }
+            guard q < n else { return .failure(AuditParseError(.missingType, column: q + 1)) }
+            node = 5..<Int32(q)
+            p = q + 1
+        }
+        // "type="
+        guard p + 5 <= n, base[p] == UInt8(ascii: "t"), base[p + 1] == UInt8(ascii: "y"),
+              base[p + 2] == UInt8(ascii: "p"), base[p + 3] == UInt8(ascii: "e"), base[p + 4] == UInt8(ascii: "=")
+        else { return .failure(AuditParseError(.missingType, column: p + 1)) }
+        p += 5
+        let nameStart = p
+        while p < n {
+            let c = base[p]
+            if c == UInt8(ascii: " ") { break }
+            let ok = (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z")) || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+                || c == UInt8(ascii: "_") || c == UInt8(ascii: "[") || c == UInt8(ascii: "]")
+            guard ok else { return .failure(AuditParseError(.badTypeName, column: p + 1)) }
+            p += 1
+        }
+        guard p > nameStart else { return .failure(AuditParseError(.badTypeName, column: p + 1)) }
+        let name = UnsafeRawBufferPointer(start: base + nameStart, count: p - nameStart)
+        let type: AuditRecordType
+        if let t = AuditRecordTypeTable.shared.lookup(name) {
+            type = AuditRecordType(rawValue: t)
+        } else if let t = unknownNumber(name) {
+            type = AuditRecordType(rawValue: t)
+        } else if name.contains(UInt8(ascii: "[")) || name.contains(UInt8(ascii: "]")) {
+            return .failure(AuditParseError(.badTypeName, column: nameStart + 1))
+        } else {
+            // A name this table does not know (a newer auditd): kept as written, number 0.
+            type = AuditRecordType(rawValue: 0)
+        }
+        // " msg=audit("
+        let lit: StaticString = " msg=audit("
+        let litCount = lit.utf8CodeUnitCount
+        guard p + litCount <= n, memcmp(base + p, lit.utf8Start, litCount) == 0 else {
+            return .failure(AuditParseError(.missingTimestamp, column: p + 1))
+        }
+        p += litCount
+        // SECONDS
+        var seconds: UInt64 = 0
+        let secStart = p
+        while p < n, base[p] >= UInt8(ascii: "0"), base[p] <= UInt8(ascii: "9"), p - secStart < 19 {
+            seconds = seconds &* 10 &+ UInt64(base[p] &- UInt8(ascii: "0"))
+            p += 1
+        }
+        guard p > secStart, p < n, base[p] == UInt8(ascii: ".") else {
+            return .failure(AuditParseError(.badTimestamp("expected SECONDS."), column: p + 1))
+        }
+        p += 1
+        // MILLIS: the kernel prints exactly three digits.
+        guard p + 3 < n, isDigit(base[p]), isDigit(base[p + 1]), isDigit(base[p + 2]), base[p + 3] == UInt8(ascii: ":") else {
+            return .failure(AuditParseError(.badTimestamp("expected three digits of milliseconds and ':'"), column: p + 1))
+        }
+        let ms = UInt16(base[p] &- 48) &* 100 &+ UInt16(base[p + 1] &- 48) &* 10 &+ UInt16(base[p + 2] &- 48)
+        p += 4
+        // SERIAL (u32)
+        var serial: UInt64 = 0
+        let serStart = p
+        while p < n, isDigit(base[p]), p - serStart < 10 {
+            serial = serial &* 10 &+ UInt64(base[p] &- 48)
+            p += 1
+        }
+        guard p > serStart, serial <= UInt64(UInt32.max), p < n, base[p] == UInt8(ascii: ")") else {
+            return .failure(AuditParseError(.badTimestamp("expected a serial number (0-4294967295) and ')'"), column: p + 1))
+        }
+        p += 1
+        var colon = false
+        if p < n, base[p] == UInt8(ascii: ":") { colon = true; p += 1 }
+        // The body ends at the first 0x1D (ENRICHED part), if any.
+        var end = n
+        if let sep = memchr(base + p, Int32(enrichmentSeparator), n - p) {
+            end = base.distance(to: sep.assumingMemoryBound(to: UInt8.self))
+        }
+        return .success(RecordHeader(
+            type: type, node: node, typeName: Int32(nameStart)..<Int32(nameStart + name.count),
+            time: AuditTime(seconds: seconds, milliseconds: ms), serial: UInt32(serial),
+            hasColon: colon, bodyStart: Int32(p), bodyEnd: Int32(end), length: Int32(n)))
+    }
+
+    /// Parses a kernel netlink payload `audit(SEC.MS:SERIAL): BODY` whose type came in nlmsg_type.
+    public static func scanKernelPayload(_ payload: UnsafeRawBufferPointer, type: AuditRecordType) -> Result<RecordHeader, AuditParseError> {
+        // Reuse the line scanner on a synthetic prefix-free form by walking from "audit(".
+        let n = payload.count
+        guard n >= 6, let base = payload.baseAddress?.assumingMemoryBound(to: UInt8.self),
+              memcmp(base, "audit(", 6) == 0
+        else { return .failure(AuditParseError(.missingTimestamp, column: 1)) }
+        var p = 6
+        var seconds: UInt64 = 0
+        let secStart = p
+        while p < n, isDigit(base[p]), p - secStart < 19 { seconds = seconds &* 10 &+ UInt64(base[p] &- 48); p += 1 }
+        guard p > secStart, p + 4 < n, base[p] == UInt8(ascii: "."), isDigit(base[p + 1]), isDigit(base[p + 2]),
+              isDigit(base[p + 3]), base[p + 4] == UInt8(ascii: ":")
+        else { return .failure(AuditParseError(.badTimestamp("expected SECONDS.MMM:"), column: p + 1)) }
+        let ms = UInt16(base[p + 1] &- 48) &* 100 &+ UInt16(base[p + 2] &- 48) &* 10 &+ UInt16(base[p + 3] &- 48)
+        p += 5
+        var serial: UInt64 = 0
+        let serStart = p
+        while p < n, isDigit(base[p]), p - serStart < 10 { serial = serial &* 10 &+ UInt64(base[p] &- 48); p += 1 }
+        guard p > serStart, serial <= UInt64(UInt32.max), p < n, base[p] == UInt8(ascii: ")") else {
+            return .failure(AuditParseError(.badTimestamp("expected a serial number and ')'"), column: p + 1))
+        }
+        p += 1
+        var colon = false
+        if p < n, base[p] == UInt8(ascii: ":") { colon = true; p += 1 }
+        return .success(RecordHeader(
+            type: type, node: 0..<0, typeName: 0..<0, time: AuditTime(seconds: seconds, milliseconds: ms),
+            serial: UInt32(serial), hasColon: colon, bodyStart: Int32(p), bodyEnd: Int32(n), length: Int32(n)))
+    }
+
+    @inline(__always) static func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
+
+    /// `UNKNOWN[1234]` -> 1234.
+    static func unknownNumber(_ name: UnsafeRawBufferPointer) -> UInt16? {
+        guard name.count > 9, name.starts(with: "UNKNOWN[".utf8), name[name.count - 1] == UInt8(ascii: "]") else { return nil }
+        var v: UInt32 = 0
+        for c in name[8..<(name.count - 1)] {
+            guard isDigit(c) else { return nil }
+            v = v * 10 + UInt32(c - 48)
+            if v > UInt32(UInt16.max) { return nil }
+        }
+        return UInt16(v)
+    }
+}
