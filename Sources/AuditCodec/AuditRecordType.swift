@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 // Record type numbers and the names auditd prints for them (libaudit's table,
 // linux/audit.h), plus contid's own types in the private user-space range.
 
@@ -72,14 +78,17 @@ public struct AuditRecordType: RawRepresentable, Hashable, Sendable, Comparable,
     public var isDaemonRecord: Bool { (1200...1299).contains(rawValue) }
 }
 
-/// The name table, built once.
-final class AuditRecordTypeTable: Sendable {
+/// The name table, built once. The lookup table lives in raw memory that is
+/// never written after init, so it is safe to share (hence @unchecked Sendable)
+/// and costs no reference counting on the per-record path.
+final class AuditRecordTypeTable: @unchecked Sendable {
     static let shared = AuditRecordTypeTable()
     let names: [UInt16: String]
     let numbers: [String: UInt16]
-    /// Lookup by the name's bytes without building a String: open addressing on a small hash.
-    let slots: [(hash: UInt64, type: UInt16, name: [UInt8])]
-    let mask: Int
+    struct Entry { var hash: UInt64; var type: UInt16; var offset: Int32; var length: Int32 }
+    private let slots: UnsafeMutablePointer<Entry>
+    private let nameBytes: UnsafeMutablePointer<UInt8>
+    private let mask: Int
 
     private init() {
         let entries: [(UInt16, String)] = [
@@ -320,16 +329,21 @@ final class AuditRecordTypeTable: Sendable {
         self.numbers = numbers
         var size = 1
         while size < entries.count * 4 { size <<= 1 }
-        var slots = Array(repeating: (hash: UInt64(0), type: UInt16(0), name: [UInt8]()), count: size)
+        slots = .allocate(capacity: size)
+        slots.initialize(repeating: Entry(hash: 0, type: 0, offset: 0, length: 0), count: size)
+        let total = entries.reduce(0) { $0 + $1.1.utf8.count }
+        nameBytes = .allocate(capacity: total)
+        var offset = 0
         for (n, s) in entries {
             let bytes = Array(s.utf8)
+            for (k, b) in bytes.enumerated() { nameBytes[offset + k] = b }
             let h = bytes.withUnsafeBytes { Self.hash($0) }
             var i = Int(truncatingIfNeeded: h) & (size - 1)
-            while !slots[i].name.isEmpty { i = (i + 1) & (size - 1) }
-            slots[i] = (h, n, bytes)
+            while slots[i].length != 0 { i = (i + 1) & (size - 1) }
+            slots[i] = Entry(hash: h, type: n, offset: Int32(offset), length: Int32(bytes.count))
+            offset += bytes.count
         }
-        self.slots = slots
-        self.mask = size - 1
+        mask = size - 1
     }
 
     @inline(__always)
@@ -344,16 +358,13 @@ final class AuditRecordTypeTable: Sendable {
     func lookup(_ name: UnsafeRawBufferPointer) -> UInt16? {
         let h = Self.hash(name)
         var i = Int(truncatingIfNeeded: h) & mask
-        return slots.withUnsafeBufferPointer { s in
-            while true {
-                let e = s[i]
-                if e.name.isEmpty { return nil }
-                if e.hash == h, e.name.count == name.count,
-                   e.name.withUnsafeBytes({ $0.elementsEqual(name) }) {
-                    return e.type
-                }
-                i = (i + 1) & mask
+        while true {
+            let e = slots[i]
+            if e.length == 0 { return nil }
+            if e.hash == h, Int(e.length) == name.count, memcmp(nameBytes + Int(e.offset), name.baseAddress!, name.count) == 0 {
+                return e.type
             }
+            i = (i + 1) & mask
         }
     }
 }

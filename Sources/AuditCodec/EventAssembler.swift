@@ -32,7 +32,7 @@ public struct AssemblyCounters: Sendable, Equatable {
 
 /// One assembled event, borrowed: valid only during the callback.
 public struct AuditEventView {
-    @usableFromInline let buffer: EventBuffer
+    @usableFromInline let storage: UnsafePointer<EventStorage>
     public let node: Int32
     public let serial: UInt32
     public let time: AuditTime
@@ -40,52 +40,99 @@ public struct AuditEventView {
     public let isLate: Bool
     let nodeNames: [[UInt8]]
 
-    public var recordCount: Int { buffer.headers.count }
+    public var recordCount: Int { storage.pointee.recordCount }
     public var nodeName: String? {
         node == 0 ? nil : String(decoding: nodeNames[Int(node)], as: UTF8.self)
     }
     /// The header of record i (offsets relative to the record's own line).
-    public func header(_ i: Int) -> RecordHeader { buffer.headers[i] }
+    public func header(_ i: Int) -> RecordHeader { storage.pointee.records![i].header }
     /// The bytes of record i, borrowed.
     @inlinable
     public func withRecordBytes<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        let start = buffer.starts[i]
-        let h = buffer.headers[i]
-        return try buffer.bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[start..<(start + Int(h.length))])) }
+        try body(storage.pointee.bytes(of: i))
     }
     /// An owned copy.
     public func makeEvent() -> AuditEvent {
+        let st = storage.pointee
         var records: [AuditRecord] = []
-        records.reserveCapacity(recordCount)
-        for i in 0..<recordCount {
-            let start = buffer.starts[i]
-            let h = buffer.headers[i]
-            records.append(AuditRecord(text: Array(buffer.bytes[start..<(start + Int(h.length))]), header: h))
+        records.reserveCapacity(st.recordCount)
+        for i in 0..<st.recordCount {
+            records.append(AuditRecord(text: Array(st.bytes(of: i)), header: st.records![i].header))
         }
         return AuditEvent(node: nodeName, serial: serial, time: time, records: records, isLate: isLate)
     }
 }
 
-/// Storage for one event's records, reused across events.
-public final class EventBuffer {
-    @usableFromInline var bytes: [UInt8] = []
-    @usableFromInline var starts: [Int] = []
-    @usableFromInline var headers: [RecordHeader] = []
-    var hashes: [UInt64] = []
-    init() {
-        bytes.reserveCapacity(2048)
+/// One stored record: where its bytes start, its header and a hash for duplicate checks.
+@usableFromInline
+struct StoredRecord {
+    @usableFromInline var start: Int
+    @usableFromInline var header: RecordHeader
+    @usableFromInline var hash: UInt64
+}
+
+/// Raw memory for one event's records, reused across events. Manual storage keeps
+/// the per-record path free of reference counting and exclusivity checks.
+public struct EventStorage {
+    @usableFromInline var byteBase: UnsafeMutableRawPointer? = nil
+    @usableFromInline var byteCount = 0
+    var byteCapacity = 0
+    @usableFromInline var records: UnsafeMutablePointer<StoredRecord>? = nil
+    @usableFromInline var recordCount = 0
+    var recordCapacity = 0
+
+    @inlinable
+    func bytes(of i: Int) -> UnsafeRawBufferPointer {
+        let r = records![i]
+        return UnsafeRawBufferPointer(start: byteBase! + r.start, count: Int(r.header.length))
     }
-    @inline(__always) func reset() {
-        bytes.removeAll(keepingCapacity: true)
-        starts.removeAll(keepingCapacity: true)
-        headers.removeAll(keepingCapacity: true)
-        hashes.removeAll(keepingCapacity: true)
+
+    @inline(__always)
+    mutating func reset() {
+        byteCount = 0
+        recordCount = 0
+        if byteCapacity > 1 << 16 {
+            // One huge event should not pin its memory in a slot for ever.
+            byteBase?.deallocate(); byteBase = nil; byteCapacity = 0
+        }
     }
-    @inline(__always) func append(_ line: UnsafeRawBufferPointer, header: RecordHeader, hash: UInt64) {
-        starts.append(bytes.count)
-        bytes.append(contentsOf: line)
-        headers.append(header)
-        hashes.append(hash)
+
+    @inline(__always)
+    mutating func append(_ line: UnsafeRawBufferPointer, header: RecordHeader, hash: UInt64) {
+        let n = line.count
+        if byteCount + n > byteCapacity {
+            let cap = max(2048, (byteCount + n) * 2)
+            let nb = UnsafeMutableRawPointer.allocate(byteCount: cap, alignment: 16)
+            if let old = byteBase { nb.copyMemory(from: old, byteCount: byteCount); old.deallocate() }
+            byteBase = nb
+            byteCapacity = cap
+        }
+        if recordCount == recordCapacity {
+            let cap = max(8, recordCapacity * 2)
+            let nr = UnsafeMutablePointer<StoredRecord>.allocate(capacity: cap)
+            if let old = records { nr.moveInitialize(from: old, count: recordCount); old.deallocate() }
+            records = nr
+            recordCapacity = cap
+        }
+        if n > 0 { (byteBase! + byteCount).copyMemory(from: line.baseAddress!, byteCount: n) }
+        (records! + recordCount).initialize(to: StoredRecord(start: byteCount, header: header, hash: hash))
+        byteCount += n
+        recordCount += 1
+    }
+
+    /// True when an identical record is already stored.
+    @inline(__always)
+    func contains(_ line: UnsafeRawBufferPointer, hash: UInt64) -> Bool {
+        for k in 0..<recordCount where records![k].hash == hash {
+            let b = bytes(of: k)
+            if b.count == line.count, memcmp(b.baseAddress!, line.baseAddress!, b.count) == 0 { return true }
+        }
+        return false
+    }
+
+    func free() {
+        byteBase?.deallocate()
+        records?.deallocate()
     }
 }
 
@@ -99,32 +146,36 @@ public final class EventAssembler {
 
     private enum SlotState: UInt8 { case empty, open, complete, done, lost }
     /// A slot holds one serial; after the event is handed out the slot keeps its serial
-    /// and record hashes until a newer serial reuses it, to recognise duplicates.
+    /// and records until a newer serial reuses it, to recognise duplicates.
     private struct Slot {
         var serial: UInt32 = 0
         var state: SlotState = .empty
         var timeMs: UInt64 = 0
         var time = AuditTime(seconds: 0, milliseconds: 0)
+        var storage = EventStorage()
     }
     /// One serial space: a node's kernel serials, or a node's auditd DAEMON_* serials.
     private struct Stream {
         var node: Int32
         var tracksGaps: Bool
         var started = false
+        var retiredAny = false        // until something retires, an earlier serial may lower the base
         var base: UInt32 = 0          // oldest serial not yet retired
         var top: UInt32 = 0           // newest serial seen (base == top &+ 1: nothing held)
         var emptyUntil: UInt32 = 0    // serials in [base, emptyUntil) are known to be gaps
-        var retiredAny = false        // until something retires, an earlier serial may lower the base
-        var slots: [Slot]
-        var buffers: [EventBuffer?]
+        var slots: UnsafeMutablePointer<Slot>
     }
 
     private let window: UInt32
     private let mask: UInt32
     /// Ahead jumps up to this many serials are losses; larger ones restart the window.
     private let maxGap: UInt32 = 1 << 20
-    private var streams: [Stream] = []
+    private var streams: UnsafeMutablePointer<Stream>
+    private var streamCount = 0
+    private var streamCapacity = 4
     private var streamIndex: [Int: Int] = [:]  // node << 1 | daemon -> stream
+    private var lastStreamKey = -1
+    private var lastStream = 0
     private var nodeNames: [[UInt8]] = [[]]
     private var nodeIDs: [[UInt8]: Int32] = [:]
     private var lastNodeBytes: [UInt8] = []
@@ -133,20 +184,37 @@ public final class EventAssembler {
     /// Events completed but not yet handed out: (stream, serial).
     private var pending: [(Int, UInt32)] = []
     private var lastKey: (Int, UInt32) = (-1, 0)
-    private let lateBuffer = EventBuffer()
+    private let lateStorage = UnsafeMutablePointer<EventStorage>.allocate(capacity: 1)
 
-    public init(timeoutMilliseconds: UInt64 = 2000, windowBits: Int = 14, sink: @escaping Sink) {
+    public init(timeoutMilliseconds: UInt64 = 2000, windowBits: Int = 12, sink: @escaping Sink) {
         precondition((4...24).contains(windowBits))
         self.timeoutMilliseconds = timeoutMilliseconds
         self.window = 1 << UInt32(windowBits)
         self.mask = (1 << UInt32(windowBits)) - 1
         self.sink = sink
+        streams = .allocate(capacity: streamCapacity)
+        lateStorage.initialize(to: EventStorage())
+    }
+
+    deinit {
+        for si in 0..<streamCount {
+            let s = streams[si].slots
+            for i in 0..<Int(window) { s[i].storage.free() }
+            s.deinitialize(count: Int(window))
+            s.deallocate()
+        }
+        streams.deinitialize(count: streamCount)
+        streams.deallocate()
+        lateStorage.pointee.free()
+        lateStorage.deinitialize(count: 1)
+        lateStorage.deallocate()
     }
 
     // MARK: input
 
     /// Adds one line of text (no newline). Returns the parse error for a bad line.
     @discardableResult
+    @inline(__always)
     public func push(line: UnsafeRawBufferPointer) -> AuditParseError? {
         switch RecordScanner.scan(line) {
         case .success(let h):
@@ -162,6 +230,7 @@ public final class EventAssembler {
         counters.records += 1
         let nodeID = h.node.isEmpty ? 0 : internNode(UnsafeRawBufferPointer(rebasing: line[Int(h.node.lowerBound)..<Int(h.node.upperBound)]))
         let si = stream(node: nodeID, daemon: h.type.isDaemonRecord)
+        let st = streams + si
         let serial = h.serial
         let tms = h.time.totalMilliseconds
         if tms > streamClock { streamClock = tms }
@@ -173,25 +242,24 @@ public final class EventAssembler {
         }
         if h.type == .eoe {
             // EOE closes its event; it carries nothing else and auditd does not log it.
-            let i = Int(serial & mask)
-            if streams[si].started, isHeld(si, serial), streams[si].slots[i].state == .open {
-                markComplete(si, i)
+            let slot = st.pointee.slots + Int(serial & mask)
+            if st.pointee.started, isHeld(st, serial), slot.pointee.state == .open {
+                markComplete(si, slot)
             }
             retire(si, force: false)
             return
         }
         let hash = Self.hash(line)
-        guard let i = admit(si, serial: serial, time: h.time, timeMs: tms) else {
+        guard let slot = admit(si, serial: serial, time: h.time, timeMs: tms) else {
             handleLate(si, serial: serial, line: line, header: h, hash: hash)
             retire(si, force: false)
             return
         }
-        let buf = streams[si].buffers[i]!
-        if buf.hashes.contains(hash), containsSame(buf, line, hash) {
+        if slot.pointee.storage.recordCount > 0, slot.pointee.storage.contains(line, hash: hash) {
             counters.duplicates += 1
         } else {
-            buf.append(line, header: h, hash: hash)
-            if h.type.isStandalone, streams[si].slots[i].state == .open { markComplete(si, i) }
+            slot.pointee.storage.append(line, header: h, hash: hash)
+            if h.type.isStandalone, slot.pointee.state == .open { markComplete(si, slot) }
         }
         retire(si, force: false)
     }
@@ -199,7 +267,7 @@ public final class EventAssembler {
     /// Hands out every complete event now, and any timed out (a live reader calls this after each batch).
     public func drain() {
         flushPending()
-        for si in streams.indices { retire(si, force: false) }
+        for si in 0..<streamCount { retire(si, force: false) }
     }
 
     /// Moves the stream clock (live sources: wall time), then drains.
@@ -211,14 +279,15 @@ public final class EventAssembler {
 
     /// End of input: every open event is handed out; gaps between seen serials are lost.
     public func finish() {
-        for si in streams.indices { retire(si, force: true) }
+        for si in 0..<streamCount { retire(si, force: true) }
         flushPending()
     }
 
     /// Events held now (open or complete, not yet handed out).
     public var inFlight: Int {
         var n = 0
-        for s in streams where s.started {
+        for si in 0..<streamCount where streams[si].started {
+            let s = streams[si]
             var j = s.base
             while (s.top &- j) < 0x8000_0000 {
                 let sl = s.slots[Int(j & mask)]
@@ -249,189 +318,218 @@ public final class EventAssembler {
     @inline(__always)
     private func stream(node: Int32, daemon: Bool) -> Int {
         let key = Int(node) << 1 | (daemon ? 1 : 0)
-        if let s = streamIndex[key] { return s }
-        streams.append(Stream(node: node, tracksGaps: !daemon,
-                              slots: Array(repeating: Slot(), count: Int(window)),
-                              buffers: Array(repeating: nil, count: Int(window))))
-        streamIndex[key] = streams.count - 1
-        return streams.count - 1
+        if key == lastStreamKey { return lastStream }
+        let s = streamIndex[key] ?? addStream(key: key, node: node, daemon: daemon)
+        lastStreamKey = key
+        lastStream = s
+        return s
+    }
+
+    private func addStream(key: Int, node: Int32, daemon: Bool) -> Int {
+        if streamCount == streamCapacity {
+            let bigger = UnsafeMutablePointer<Stream>.allocate(capacity: streamCapacity * 2)
+            bigger.moveInitialize(from: streams, count: streamCount)
+            streams.deallocate()
+            streams = bigger
+            streamCapacity *= 2
+        }
+        let slots = UnsafeMutablePointer<Slot>.allocate(capacity: Int(window))
+        slots.initialize(repeating: Slot(), count: Int(window))
+        (streams + streamCount).initialize(to: Stream(node: node, tracksGaps: !daemon, slots: slots))
+        streamIndex[key] = streamCount
+        streamCount += 1
+        return streamCount - 1
     }
 
     /// True when serial is between base and top and its slot holds it.
     @inline(__always)
-    private func isHeld(_ si: Int, _ serial: UInt32) -> Bool {
-        let s = streams[si]
-        guard (serial &- s.base) <= (s.top &- s.base), (s.top &- s.base) < 0x8000_0000 else { return false }
-        let sl = s.slots[Int(serial & mask)]
-        return sl.serial == serial && sl.state != .empty
+    private func isHeld(_ st: UnsafeMutablePointer<Stream>, _ serial: UInt32) -> Bool {
+        let base = st.pointee.base
+        let top = st.pointee.top
+        guard (serial &- base) <= (top &- base), (top &- base) < 0x8000_0000 else { return false }
+        let sl = st.pointee.slots + Int(serial & mask)
+        return sl.pointee.serial == serial && sl.pointee.state != .empty
     }
 
     /// Finds or opens the slot for a serial; nil when the record is late (its serial was retired).
-    private func admit(_ si: Int, serial: UInt32, time: AuditTime, timeMs: UInt64) -> Int? {
-        if !streams[si].started {
-            streams[si].started = true
-            streams[si].base = serial
-            streams[si].top = serial &- 1
-            streams[si].emptyUntil = serial
+    @inline(__always)
+    private func admit(_ si: Int, serial: UInt32, time: AuditTime, timeMs: UInt64) -> UnsafeMutablePointer<Slot>? {
+        let st = streams + si
+        if !st.pointee.started {
+            st.pointee.started = true
+            st.pointee.base = serial
+            st.pointee.top = serial &- 1
+            st.pointee.emptyUntil = serial
         }
-        let base = streams[si].base
-        let d = serial &- base
+        let d = serial &- st.pointee.base
         if d >= 0x8000_0000 {
             // Behind the base: retired already, unless nothing has retired yet (the stream
             // started out of order) or the jump back is large (a new boot, another file).
-            if !streams[si].retiredAny, streams[si].top &- serial < window {
-                streams[si].base = serial
-                streams[si].emptyUntil = serial
-            } else if base &- serial <= window {
+            if !st.pointee.retiredAny, st.pointee.top &- serial < window {
+                st.pointee.base = serial
+                st.pointee.emptyUntil = serial
+            } else if st.pointee.base &- serial <= window {
                 return nil
             } else {
-                restart(si, at: serial, countingFrom: nil)
+                restart(si, at: serial)
             }
         } else if d >= window {
-            // Too far ahead for the window: a loss if moderate, else a restart.
-            restart(si, at: serial, countingFrom: d <= maxGap ? serial : nil)
+            if d <= maxGap {
+                // Too far ahead for the window: the oldest events are complete by pressure
+                // (auditd logs have no EOE) and missing serials among them are lost.
+                retire(si, force: false, forceBelow: serial &- window &+ 1)
+                if (serial &- st.pointee.base) >= window {
+                    // Nothing held between: the whole jump is a gap.
+                    if st.pointee.tracksGaps { counters.lost += Int(serial &- st.pointee.base) }
+                    st.pointee.retiredAny = true
+                    st.pointee.base = serial
+                    st.pointee.top = serial &- 1
+                    st.pointee.emptyUntil = serial
+                }
+            } else {
+                restart(si, at: serial)
+            }
         }
-        let i = Int(serial & mask)
-        let existing = streams[si].slots[i]
-        if existing.serial == serial, existing.state == .open || existing.state == .complete { return i }
-        if (serial &- streams[si].base) <= (streams[si].top &- streams[si].base),
-           existing.serial == serial, existing.state == .done || existing.state == .lost {
-            return nil
+        let slot = st.pointee.slots + Int(serial & mask)
+        let state = slot.pointee.state
+        if slot.pointee.serial == serial {
+            if state == .open || state == .complete { return slot }
+            if state == .done || state == .lost,
+               (serial &- st.pointee.base) <= (st.pointee.top &- st.pointee.base) { return nil }
         }
         // A new event.
-        if streams[si].buffers[i] == nil { streams[si].buffers[i] = EventBuffer() } else { streams[si].buffers[i]!.reset() }
-        streams[si].slots[i] = Slot(serial: serial, state: .open, timeMs: timeMs, time: time)
-        if (serial &- streams[si].top) < 0x8000_0000 { streams[si].top = serial }
-        if (serial &- streams[si].base) < (streams[si].emptyUntil &- streams[si].base) { streams[si].emptyUntil = serial }
-        return i
+        slot.pointee.storage.reset()
+        slot.pointee.serial = serial
+        slot.pointee.state = .open
+        slot.pointee.timeMs = timeMs
+        slot.pointee.time = time
+        if (serial &- st.pointee.top) < 0x8000_0000 { st.pointee.top = serial }
+        if (serial &- st.pointee.base) < (st.pointee.emptyUntil &- st.pointee.base) { st.pointee.emptyUntil = serial }
+        return slot
     }
 
-    /// Hands out everything held and starts the window at serial. With `countingFrom`,
-    /// the serials skipped between the old top and it count as lost.
-    private func restart(_ si: Int, at serial: UInt32, countingFrom: UInt32?) {
-        let oldTop = streams[si].top
+    /// Hands out everything held and starts the window at serial (a resync, no loss counted).
+    private func restart(_ si: Int, at serial: UInt32) {
         retire(si, force: true)
-        if countingFrom != nil, streams[si].tracksGaps {
-            counters.lost += Int(serial &- oldTop &- 1)
-        } else {
-            counters.resyncs += 1
-        }
+        counters.resyncs += 1
         streams[si].base = serial
         streams[si].top = serial &- 1
         streams[si].emptyUntil = serial
     }
 
-    private func markComplete(_ si: Int, _ i: Int) {
-        streams[si].slots[i].state = .complete
-        pending.append((si, streams[si].slots[i].serial))
+    @inline(__always)
+    private func markComplete(_ si: Int, _ slot: UnsafeMutablePointer<Slot>) {
+        slot.pointee.state = .complete
+        pending.append((si, slot.pointee.serial))
     }
 
+    @inline(__always)
     private func flushPending() {
         guard !pending.isEmpty else { return }
         for (si, serial) in pending {
-            let i = Int(serial & mask)
-            let sl = streams[si].slots[i]
-            guard sl.serial == serial, sl.state == .complete else { continue }
-            emit(si, i)
+            let slot = streams[si].slots + Int(serial & mask)
+            guard slot.pointee.serial == serial, slot.pointee.state == .complete else { continue }
+            emit(si, slot)
         }
         pending.removeAll(keepingCapacity: true)
     }
 
-    private func emit(_ si: Int, _ i: Int) {
-        let slot = streams[si].slots[i]
-        let buf = streams[si].buffers[i]!
+    private func emit(_ si: Int, _ slot: UnsafeMutablePointer<Slot>) {
         counters.events += 1
-        sink(AuditEventView(buffer: buf, node: streams[si].node, serial: slot.serial, time: slot.time, isLate: false, nodeNames: nodeNames))
-        // The hashes stay to recognise duplicates while the slot keeps this serial.
-        buf.bytes.removeAll(keepingCapacity: buf.bytes.capacity <= 16384)
-        buf.starts.removeAll(keepingCapacity: true)
-        buf.headers.removeAll(keepingCapacity: true)
-        streams[si].slots[i].state = .done
+        withUnsafeMutablePointer(to: &slot.pointee.storage) { storage in
+            sink(AuditEventView(storage: UnsafePointer(storage), node: streams[si].node, serial: slot.pointee.serial,
+                                time: slot.pointee.time, isLate: false, nodeNames: nodeNames))
+        }
+        // The records stay to recognise duplicates while the slot keeps this serial.
+        slot.pointee.state = .done
     }
 
     /// Retires from the base: handed-out slots pass, timed-out events are handed out,
     /// gaps older than the timeout (measured from the next held event) are lost.
-    private func retire(_ si: Int, force: Bool) {
-        guard streams[si].started else { return }
+    @inline(__always)
+    private func retire(_ si: Int, force forceAll: Bool, forceBelow: UInt32? = nil) {
+        let st = streams + si
+        guard st.pointee.started else { return }
         let clock = streamClock
         while true {
-            let base = streams[si].base
-            let top = streams[si].top
+            let base = st.pointee.base
+            let top = st.pointee.top
             if (top &- base) >= 0x8000_0000 { return }  // nothing held
-            let i = Int(base & mask)
-            let slot = streams[si].slots[i]
-            if slot.serial == base, slot.state != .empty {
-                switch slot.state {
-                case .done, .lost: break
+            let force = forceAll || forceBelow.map { (base &- $0) >= 0x8000_0000 } ?? false
+            let slot = st.pointee.slots + Int(base & mask)
+            if slot.pointee.serial == base, slot.pointee.state != .empty {
+                switch slot.pointee.state {
+                case .done, .lost, .empty: break
                 case .open, .complete:
-                    guard force || slot.timeMs &+ timeoutMilliseconds <= clock else { return }
-                    emit(si, i)
-                case .empty: break
+                    guard force || slot.pointee.timeMs &+ timeoutMilliseconds <= clock else { return }
+                    emit(si, slot)
                 }
-                streams[si].base = base &+ 1
-                streams[si].retiredAny = true
-                if (streams[si].emptyUntil &- base) == 0 { streams[si].emptyUntil = base &+ 1 }
+                st.pointee.base = base &+ 1
+                st.pointee.retiredAny = true
+                if st.pointee.emptyUntil == base { st.pointee.emptyUntil = base &+ 1 }
                 continue
             }
-            // A gap at the base: find the next held serial, skipping what is known empty.
-            var j = (streams[si].emptyUntil &- base) < 0x8000_0000 && streams[si].emptyUntil != base ? streams[si].emptyUntil : base &+ 1
-            var next: Slot? = nil
-            while (top &- j) < 0x8000_0000 {
-                let s = streams[si].slots[Int(j & mask)]
-                if s.serial == j, s.state != .empty, s.state != .lost { next = s; break }
-                j &+= 1
-            }
-            streams[si].emptyUntil = j
-            guard let next else { return }
-            guard force || next.timeMs &+ timeoutMilliseconds <= clock else { return }
-            var k = base
-            while k != j {
-                // Remember each missing serial, so a record that still comes is uncounted.
-                let idx = Int(k & mask)
-                streams[si].slots[idx] = Slot(serial: k, state: .lost, timeMs: 0, time: slot.time)
-                streams[si].buffers[idx]?.reset()
-                k &+= 1
-            }
-            if streams[si].tracksGaps { counters.lost += Int(j &- base) }
-            streams[si].retiredAny = true
-            streams[si].base = j
-            streams[si].emptyUntil = j
+            if !retireGap(st, force: force, clock: clock) { return }
         }
+    }
+
+    /// A gap at the base: declares it lost once the next held event is old enough.
+    private func retireGap(_ st: UnsafeMutablePointer<Stream>, force: Bool, clock: UInt64) -> Bool {
+        let base = st.pointee.base
+        let top = st.pointee.top
+        let eu = st.pointee.emptyUntil
+        var j = (eu &- base) < 0x8000_0000 && eu != base ? eu : base &+ 1
+        var nextTime: UInt64? = nil
+        while (top &- j) < 0x8000_0000 {
+            let s = st.pointee.slots + Int(j & mask)
+            if s.pointee.serial == j, s.pointee.state != .empty, s.pointee.state != .lost { nextTime = s.pointee.timeMs; break }
+            j &+= 1
+        }
+        st.pointee.emptyUntil = j
+        guard let nextTime else { return false }
+        guard force || nextTime &+ timeoutMilliseconds <= clock else { return false }
+        var k = base
+        while k != j {
+            // Remember each missing serial, so a record that still comes is uncounted.
+            let s = st.pointee.slots + Int(k & mask)
+            s.pointee.storage.reset()
+            s.pointee.serial = k
+            s.pointee.state = .lost
+            k &+= 1
+        }
+        if st.pointee.tracksGaps { counters.lost += Int(j &- base) }
+        st.pointee.retiredAny = true
+        st.pointee.base = j
+        st.pointee.emptyUntil = j
+        return true
     }
 
     private func handleLate(_ si: Int, serial: UInt32, line: UnsafeRawBufferPointer, header h: RecordHeader, hash: UInt64) {
-        let i = Int(serial & mask)
-        let slot = streams[si].slots[i]
-        if slot.serial == serial, slot.state == .done, let buf = streams[si].buffers[i], buf.hashes.contains(hash) {
+        let slot = streams[si].slots + Int(serial & mask)
+        if slot.pointee.serial == serial, slot.pointee.state == .done, slot.pointee.storage.contains(line, hash: hash) {
             counters.duplicates += 1
             return
         }
-        if slot.serial == serial, slot.state == .lost, streams[si].tracksGaps {
+        if slot.pointee.serial == serial, slot.pointee.state == .lost, streams[si].tracksGaps {
             // Counted lost, but here it is.
             counters.lost -= 1
-            streams[si].slots[i].state = .done
+            slot.pointee.state = .done
+        }
+        if slot.pointee.serial == serial, slot.pointee.state == .done {
+            // Keep it so that a repeat of this late record is recognised as a duplicate.
+            slot.pointee.storage.append(line, header: h, hash: hash)
         }
         counters.late += 1
-        lateBuffer.reset()
-        lateBuffer.append(line, header: h, hash: hash)
+        lateStorage.pointee.reset()
+        lateStorage.pointee.append(line, header: h, hash: hash)
         counters.events += 1
-        sink(AuditEventView(buffer: lateBuffer, node: streams[si].node, serial: serial, time: h.time, isLate: true, nodeNames: nodeNames))
-    }
-
-    private func containsSame(_ buf: EventBuffer, _ line: UnsafeRawBufferPointer, _ hash: UInt64) -> Bool {
-        for (k, h) in buf.hashes.enumerated() where h == hash {
-            let start = buf.starts[k]
-            let len = Int(buf.headers[k].length)
-            if len == line.count, buf.bytes.withUnsafeBytes({ memcmp($0.baseAddress! + start, line.baseAddress!, len) == 0 }) {
-                return true
-            }
-        }
-        return false
+        sink(AuditEventView(storage: UnsafePointer(lateStorage), node: streams[si].node, serial: serial, time: h.time,
+                            isLate: true, nodeNames: nodeNames))
     }
 
     @inline(__always)
     static func hash(_ b: UnsafeRawBufferPointer) -> UInt64 {
-        // FNV-1a style over 8-byte words: enough for a duplicate check, not cryptographic.
+        // FNV-1a style over 8-byte words: enough to skip most comparisons, not cryptographic.
         var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(b.count)
         var i = 0
         let n = b.count

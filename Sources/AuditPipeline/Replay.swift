@@ -44,9 +44,15 @@ public final class Replay {
     /// Reads one file ("-" = standard input) into the replay.
     public func read(path: String) throws {
         let reader = try LogReader(path: path)
+        // Hot loop: hold the assembler in a local so the loop does no reference counting.
+        let assembler: EventAssembler = self.assembler
+        var comments = 0
         try reader.forEachLine { line, number in
-            feed(line: line, path: path, lineNumber: number)
+            guard let first = line.first else { return }
+            if first == UInt8(ascii: "#") { comments += 1; return }
+            if let error = assembler.push(line: line) { reportError(error, path: path, lineNumber: number) }
         }
+        summary.comments += comments
         summary.bytes += reader.bytesRead
     }
 
@@ -55,10 +61,12 @@ public final class Replay {
     public func feed(line: UnsafeRawBufferPointer, path: String, lineNumber: Int) {
         guard let first = line.first else { return }
         if first == UInt8(ascii: "#") { summary.comments += 1; return }
-        if let error = assembler.push(line: line) {
-            summary.errors += 1
-            output.diagnostic("\(path):\(lineNumber): \(error)")
-        }
+        if let error = assembler.push(line: line) { reportError(error, path: path, lineNumber: lineNumber) }
+    }
+
+    private func reportError(_ error: AuditParseError, path: String, lineNumber: Int) {
+        summary.errors += 1
+        output.diagnostic("\(path):\(lineNumber): \(error)")
     }
 
     /// Ends the input: hands out every held event and returns the counts.
