@@ -19,15 +19,15 @@ public struct AuditField: Sendable, Equatable {
     }
     /// White space before the token, as written.
     public var separator: String
+    /// The token's bytes as written (names and values may hold any byte, valid UTF-8 or not).
+    public var rawToken: [UInt8]
     public var name: String
     /// The value exactly as written, quotes included (empty for `.word`).
     public var rawValue: String
     public var form: Form
 
     /// The token as written (without the separator).
-    public var token: String {
-        form == .word ? name : name + "=" + rawValue
-    }
+    public var token: String { String(decoding: rawToken, as: UTF8.self) }
 
     /// The value without its quotes.
     public var unquoted: String {
@@ -59,6 +59,12 @@ public struct AuditField: Sendable, Equatable {
 public enum FieldTokenizer {
     /// Splits a body (or the enriched part) into fields. `braces` allows `{ ... }` values (enriched SADDR).
     public static func tokenize(_ bytes: some Collection<UInt8>, braces: Bool = false) -> (fields: [AuditField], trailer: String) {
+        let (f, t) = tokenizeBytes(bytes, braces: braces)
+        return (f, String(decoding: t, as: UTF8.self))
+    }
+
+    /// As `tokenize`, with the trailing white space as bytes.
+    public static func tokenizeBytes(_ bytes: some Collection<UInt8>, braces: Bool = false) -> (fields: [AuditField], trailer: [UInt8]) {
         let b = Array(bytes)
         var fields: [AuditField] = []
         var i = 0
@@ -67,14 +73,14 @@ public enum FieldTokenizer {
             let sepStart = i
             while i < n, b[i] == UInt8(ascii: " ") || b[i] == UInt8(ascii: "\t") { i += 1 }
             if i == n {
-                return (fields, String(decoding: b[sepStart..<n], as: UTF8.self))
+                return (fields, Array(b[sepStart..<n]))
             }
             let separator = String(decoding: b[sepStart..<i], as: UTF8.self)
             let nameStart = i
             while i < n, b[i] != UInt8(ascii: "="), b[i] != UInt8(ascii: " ") { i += 1 }
             let name = String(decoding: b[nameStart..<i], as: UTF8.self)
             guard i < n, b[i] == UInt8(ascii: "=") else {
-                fields.append(AuditField(separator: separator, name: name, rawValue: "", form: .word))
+                fields.append(AuditField(separator: separator, rawToken: Array(b[nameStart..<i]), name: name, rawValue: "", form: .word))
                 continue
             }
             i += 1
@@ -93,9 +99,9 @@ public enum FieldTokenizer {
                 while i < n, b[i] != UInt8(ascii: " ") { i += 1 }
                 if b[valueStart..<i].elementsEqual("(null)".utf8) { form = .null }
             }
-            fields.append(AuditField(separator: separator, name: name,
+            fields.append(AuditField(separator: separator, rawToken: Array(b[nameStart..<i]), name: name,
                                      rawValue: String(decoding: b[valueStart..<i], as: UTF8.self), form: form))
         }
-        return (fields, "")
+        return (fields, [])
     }
 }

@@ -92,23 +92,27 @@ public struct AuditRecord: Sendable, Equatable {
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(text.count)
-        if let node { out += "node=".utf8; out += node.utf8; out.append(UInt8(ascii: " ")) }
+        if !header.node.isEmpty {
+            out += "node=".utf8
+            out += text[Int(header.node.lowerBound)..<Int(header.node.upperBound)]
+            out.append(UInt8(ascii: " "))
+        }
         out += "type=".utf8
-        out += typeName.utf8
+        out += text[Int(header.typeName.lowerBound)..<Int(header.typeName.upperBound)]
         out += " msg=audit(".utf8
         out += time.description.utf8
         out.append(UInt8(ascii: ":"))
         out += String(serial).utf8
         out.append(UInt8(ascii: ")"))
         if header.hasColon { out.append(UInt8(ascii: ":")) }
-        let (fields, trailer) = FieldTokenizer.tokenize(text[Int(header.bodyStart)..<Int(header.bodyEnd)])
-        for f in fields { out += f.separator.utf8; out += f.token.utf8 }
-        out += trailer.utf8
+        let (fields, trailer) = FieldTokenizer.tokenizeBytes(text[Int(header.bodyStart)..<Int(header.bodyEnd)])
+        for f in fields { out += f.separator.utf8; out += f.rawToken }
+        out += trailer
         if header.hasEnrichment {
             out.append(RecordScanner.enrichmentSeparator)
-            let (ef, etrailer) = FieldTokenizer.tokenize(text[Int(header.bodyEnd + 1)..<Int(header.length)], braces: true)
-            for f in ef { out += f.separator.utf8; out += f.token.utf8 }
-            out += etrailer.utf8
+            let (ef, etrailer) = FieldTokenizer.tokenizeBytes(text[Int(header.bodyEnd + 1)..<Int(header.length)], braces: true)
+            for f in ef { out += f.separator.utf8; out += f.rawToken }
+            out += etrailer
         }
         return out
     }
