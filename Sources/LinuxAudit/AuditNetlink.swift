@@ -169,10 +169,13 @@ public final class AuditNetlink: Sendable {
 
     // MARK: rules
 
-    public func addRule(_ rule: AuditRule) throws {
-        try request(Self.auditAddRule, "AUDIT_ADD_RULE", payload: rule.encoded(), reply: .none)
+    /// Appends `rule` to its filter list, or puts it at the head with `prepend`
+    /// (`auditctl -A`). A rule already loaded fails with EEXIST.
+    public func addRule(_ rule: AuditRule, prepend: Bool = false) throws {
+        try request(Self.auditAddRule, "AUDIT_ADD_RULE", payload: rule.encoded(prepend: prepend), reply: .none)
     }
 
+    /// Deletes a loaded rule (matched on list, action, syscalls and fields); ENOENT if absent.
     public func deleteRule(_ rule: AuditRule) throws {
         try request(Self.auditDelRule, "AUDIT_DEL_RULE", payload: rule.encoded(), reply: .none)
     }

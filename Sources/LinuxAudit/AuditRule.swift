@@ -119,6 +119,20 @@ public struct AuditRule: Hashable, Sendable, CustomStringConvertible {
         case bitTest = 0x4800_0000
         case lessOrEqual = 0x5000_0000
         case greaterOrEqual = 0x6000_0000
+
+        /// auditctl's spelling.
+        public var symbol: String {
+            switch self {
+            case .equal: return "="
+            case .notEqual: return "!="
+            case .lessThan: return "<"
+            case .greaterThan: return ">"
+            case .bitMask: return "&"
+            case .bitTest: return "&="
+            case .lessOrEqual: return "<="
+            case .greaterOrEqual: return ">="
+            }
+        }
     }
 
     public enum Value: Hashable, Sendable {
@@ -145,16 +159,12 @@ public struct AuditRule: Hashable, Sendable, CustomStringConvertible {
     public var action: Action
     public var syscalls: Syscalls
     public var fields: [Field]
-    /// AUDIT_FILTER_PREPEND (`auditctl -A`): insert at the head of the list. The
-    /// kernel keeps the flag, so deleting the rule needs it too.
-    public var prepend: Bool
 
-    public init(list: FilterList, action: Action, syscalls: Syscalls = .all, fields: [Field] = [], prepend: Bool = false) {
+    public init(list: FilterList, action: Action, syscalls: Syscalls = .all, fields: [Field] = []) {
         self.list = list
         self.action = action
         self.syscalls = syscalls
         self.fields = fields
-        self.prepend = prepend
     }
 
     /// The `-k` key, if the rule has one.
@@ -165,14 +175,13 @@ public struct AuditRule: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         var s = "-a \(action == .always ? "always" : "never"),list\(list.rawValue)"
-        if prepend { s += " (prepend)" }
         if syscalls.isAll { s += " -S all" } else if !syscalls.numbers.isEmpty {
             s += " -S " + syscalls.numbers.map(String.init).joined(separator: ",")
         }
         for f in fields {
             switch f.value {
-            case .number(let n): s += " -F \(f.kind.rawValue)\(f.op)\(n)"
-            case .string(let v): s += " -F \(f.kind.rawValue)\(f.op)\"\(v)\""
+            case .number(let n): s += " -F \(f.kind.rawValue)\(f.op.symbol)\(n)"
+            case .string(let v): s += " -F \(f.kind.rawValue)\(f.op.symbol)\"\(v)\""
             }
         }
         return s
@@ -185,7 +194,10 @@ public struct AuditRule: Hashable, Sendable, CustomStringConvertible {
     static let fixedSize = Int(caudit_rule_data_size())
 
     /// The `struct audit_rule_data` bytes for AUDIT_ADD_RULE / AUDIT_DEL_RULE.
-    public func encoded() -> [UInt8] {
+    /// `prepend` sets AUDIT_FILTER_PREPEND (`auditctl -A`, add only): the kernel
+    /// inserts the rule at the head of its list and then forgets the flag (6.18:
+    /// not listed, and a delete carrying it fails with ENOENT).
+    public func encoded(prepend: Bool = false) -> [UInt8] {
         precondition(fields.count <= Self.maxFields, "at most 64 fields per rule")
         var strings: [UInt8] = []
         for f in fields { if case .string(let s) = f.value { strings += Array(s.utf8) } }
@@ -219,7 +231,6 @@ public struct AuditRule: Hashable, Sendable, CustomStringConvertible {
         guard raw.count >= Self.fixedSize else { throw fail("\(raw.count) bytes, need \(Self.fixedSize)") }
         let flags = raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
         list = FilterList(rawValue: flags & ~Self.prependFlag)
-        prepend = flags & Self.prependFlag != 0
         guard let a = Action(rawValue: raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) else {
             throw fail("unknown action \(raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self))")
         }
@@ -295,11 +306,10 @@ extension AuditRule {
     /// The key of contid's own tracking rules.
     public static let trackingKey = "contid-track"
 
-    /// `-A never,exit -F pid=<pid> -S all`: the daemon's own syscalls are never
-    /// audited. Prepended so it is evaluated before every other exit rule.
+    /// `-a never,exit -F pid=<pid> -S all`: the daemon's own syscalls are never
+    /// audited. Add it with `prepend: true` so it is evaluated before every other exit rule.
     public static func selfExclusion(pid: pid_t = getpid()) -> AuditRule {
-        AuditRule(list: .exit, action: .never, syscalls: .all,
-                  fields: [Field(.pid, .equal, UInt32(bitPattern: pid))], prepend: true)
+        AuditRule(list: .exit, action: .never, syscalls: .all, fields: [Field(.pid, .equal, UInt32(bitPattern: pid))])
     }
 
     /// `-a always,exit -F arch=<arch> -S clone,fork,... -k <key>`.
@@ -308,8 +318,8 @@ extension AuditRule {
                   fields: [Field(.arch, .equal, arch.rawValue), Field(.key, .equal, key)])
     }
 
-    /// The self-exclusion rule first, then one tracking rule per supported ABI, in
-    /// the order they should be added.
+    /// The self-exclusion rule first, then one tracking rule per supported ABI: the
+    /// order they must end up in (add the first with `prepend: true`).
     public static func contidRules(pid: pid_t = getpid(), key: String = trackingKey) -> [AuditRule] {
         [selfExclusion(pid: pid)] + AuditArch.supported.map { tracking(arch: $0, key: key) }
     }
