@@ -67,6 +67,10 @@ public typealias AuditNetlinkMessage = NetlinkMessage
 /// A NETLINK_AUDIT socket: configuration requests, rules, user messages, and the
 /// record stream, either as the registered audit daemon (unicast) or as a read-only
 /// listener of multicast group 1.
+///
+/// A request reads the socket until its ack arrives, so make requests only from the
+/// thread that reads records (register/unregister must be made on the reading socket),
+/// or from a second socket used for control.
 public final class AuditNetlink: Sendable {
     public enum Mode: Sendable {
         /// Receives records only after `register(pid:)`; can make any request.
@@ -153,6 +157,7 @@ public final class AuditNetlink: Sendable {
     /// `pid` must be the calling process (its tgid). Fails with EEXIST while another
     /// daemon is alive. Records arriving before the ack go to `otherMessages`.
     public func register(pid: pid_t = getpid(), otherMessages: ((AuditNetlinkMessage) throws -> Void)? = nil) throws {
+        precondition(mode == .unicast, "register a unicast socket: a multicast one would get every record twice")
         var s = AuditStatus()
         s.mask = AuditStatus.maskPID
         s.pid = UInt32(bitPattern: pid)
@@ -250,7 +255,7 @@ public final class AuditNetlink: Sendable {
             guard left > .zero else { throw LinuxAuditError.timedOut(request: name) }
             let got = try socket.receive(into: buffer, timeout: left, maxDatagrams: 16) { datagram in
                 try NetlinkSocket.forEachMessage(in: datagram) { m in
-                    guard m.sequence == seq, m.type < 16 || m.type == type || isReply(m.type, reply) else {
+                    guard m.sequence == seq, m.type < 16 || isReply(m.type, reply) else {
                         try otherMessages?(m)
                         return
                     }

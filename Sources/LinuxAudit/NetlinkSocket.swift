@@ -19,6 +19,10 @@ public struct NetlinkMessage {
 public struct NetlinkReceiveResult: Sendable, Equatable {
     public var datagrams: Int = 0
     public var gaps: Int = 0
+    public init(datagrams: Int = 0, gaps: Int = 0) {
+        self.datagrams = datagrams
+        self.gaps = gaps
+    }
     public var timedOut: Bool { datagrams == 0 && gaps == 0 }
 }
 

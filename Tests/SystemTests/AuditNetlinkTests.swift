@@ -27,6 +27,18 @@ struct AuditNetlinkTests {
             #expect(try audit.status().backlogWaitTime == before.backlogWaitTime + 250)
             try audit.setBacklogWaitTime(before.backlogWaitTime)
             #expect(try audit.status().backlogWaitTime == before.backlogWaitTime)
+
+            try audit.setRateLimit(before.rateLimit + 1000)
+            #expect(try audit.status().rateLimit == before.rateLimit + 1000)
+            try audit.setRateLimit(before.rateLimit)
+            #expect(try audit.status().rateLimit == before.rateLimit)
+
+            // Only silent (0) and printk (1) are representable; panic (2) never is.
+            let other: AuditFailureMode = before.failure == 1 ? .silent : .printk
+            try audit.setFailure(other)
+            #expect(try audit.status().failure == other.rawValue)
+            try audit.setFailure(AuditFailureMode(rawValue: before.failure) ?? .printk)
+            #expect(try audit.status().failure == before.failure)
         }
     }
 
@@ -175,6 +187,31 @@ struct AuditNetlinkTests {
 
             for rule in [exclusion] + tracking { try audit.deleteRule(rule) }
             #expect(try audit.listRules().filter { $0 == exclusion || $0.key == key }.isEmpty)
+        }
+    }
+
+    @Test func multicastOverflowIsCountedAsAGapAndReadingGoesOn() throws {
+        try withKernelAuditState { audit in
+            let reader = try AuditNetlink(mode: .multicast, receiveBufferSize: 1)
+            let lostBefore = try audit.status().lost
+            try audit.setEnabled(true)
+            for i in 0..<200 { try audit.sendUserMessage(type: 2900, text: "op=overflow-test n=\(i) res=1") }
+            try audit.sendUserMessage(type: 2900, text: "op=overflow-test n=last res=1")
+            let buffer = NetlinkReceiveBuffer()
+            var gaps = 0
+            var records = 0
+            while true {
+                let r = try reader.receive(into: buffer, timeout: .milliseconds(300)) { m in
+                    if m.type == 2900 { records += 1 }
+                }
+                if r.timedOut { break }
+                gaps += r.gaps
+            }
+            #expect(gaps >= 1)
+            #expect(reader.gaps == gaps)
+            #expect(records > 0 && records < 201, "read \(records) of 201 records")
+            // The kernel does not count multicast overflow as lost.
+            #expect(try audit.status().lost == lostBefore)
         }
     }
 }

@@ -69,4 +69,27 @@ func involves(_ event: ProcEvent, _ pid: pid_t) -> Bool {
         }
         #expect(!events.contains { if case .fork = $0.kind { true } else { false } })
     }
+
+    @Test func overflowIsCountedAsAGapAndReadingGoesOn() throws {
+        try requireRoot()
+        // The smallest buffer the kernel allows holds only a few 76-byte events.
+        let connector = try ProcConnector(receiveBufferSize: 1)
+        var children: [pid_t] = []
+        for _ in 0..<40 { children.append(try spawn(["/bin/true"])) }
+        for child in children { _ = try waitChild(child) }
+        let last = try spawn(["/bin/true"])
+        _ = try waitChild(last)
+        let buffer = NetlinkReceiveBuffer()
+        var total = NetlinkReceiveResult()
+        var events = 0
+        while true {
+            let r = try connector.receive(into: buffer, timeout: .milliseconds(200)) { _ in events += 1 }
+            if r.timedOut { break }
+            total.datagrams += r.datagrams
+            total.gaps += r.gaps
+        }
+        #expect(total.gaps >= 1)
+        #expect(connector.gaps == total.gaps)
+        #expect(events > 0, "no events read after the overflow")
+    }
 }
