@@ -11,7 +11,6 @@
 int caudit_pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
 int caudit_pidfd_send_signal(int pidfd, int sig) { return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0); }
 int caudit_ioctl_u64(int fd, unsigned long request, uint64_t *out) { return ioctl(fd, request, out); }
-int caudit_ioctl_none(int fd, unsigned long request) { return ioctl(fd, request); }
 int caudit_name_to_handle_at(int dirfd, const char *path, void *handle, int *mount_id, int flags) {
     return name_to_handle_at(dirfd, path, (struct file_handle *)handle, mount_id, flags);
 }

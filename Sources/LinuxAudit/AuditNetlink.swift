@@ -1,4 +1,5 @@
 #if os(Linux)
+import AuditCodec
 import CAuditLinux
 import Glibc
 import Synchronization
@@ -200,6 +201,10 @@ public final class AuditNetlink: Sendable {
     public func sendUserMessage(type: UInt16, text: String) throws {
         // The kernel overwrites the last payload byte with NUL: send one.
         try request(type, "user message \(type)", payload: Array(text.utf8) + [0], reply: .none)
+    }
+
+    public func sendUserMessage(type: AuditRecordType, text: String) throws {
+        try sendUserMessage(type: type.rawValue, text: text)
     }
 
     // MARK: receiving

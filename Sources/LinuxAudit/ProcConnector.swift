@@ -131,7 +131,7 @@ public final class ProcConnector: Sendable {
 
     private func control(_ op: UInt32, filter: ProcEventFilter?) throws {
         // struct cn_msg (20 bytes) followed by the op, or by struct proc_input to filter.
-        let dataLen = filter == nil ? 4 : 8
+        let dataLen = filter == nil ? MemoryLayout<UInt32>.size : MemoryLayout<caudit_proc_input>.size
         var payload = [UInt8](repeating: 0, count: Int(caudit_cn_msg_size()) + dataLen)
         payload.withUnsafeMutableBytes { raw in
             raw.storeBytes(of: Self.cnIdxProc, toByteOffset: 0, as: UInt32.self)

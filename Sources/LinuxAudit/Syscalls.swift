@@ -203,10 +203,6 @@ enum Syscall {
         try retrying("ioctl(\(what))") { caudit_ioctl_u64(fd.rawValue, request, &value) }
     }
 
-    static func ioctl(_ fd: FileDescriptor, _ request: UInt, _ what: String) throws -> Int32 {
-        try retrying("ioctl(\(what))") { caudit_ioctl_none(fd.rawValue, request) }
-    }
-
     /// name_to_handle_at(2) of the open file itself (AT_EMPTY_PATH) into `handle`
     /// laid out as struct file_handle.
     static func nameToHandle(_ fd: FileDescriptor, _ handle: UnsafeMutableRawBufferPointer, _ what: String) throws {

@@ -1,3 +1,4 @@
+import AuditCodec
 import Glibc
 import LinuxAudit
 import SystemPackage
@@ -125,7 +126,7 @@ struct AuditNetlinkTests {
             let reader = try AuditNetlink(mode: .multicast)
             try audit.setEnabled(true)
             let text = "op=systest contid=123456 pid=\(getpid()) res=1"
-            try audit.sendUserMessage(type: 2900, text: text)
+            try audit.sendUserMessage(type: .containerOp, text: text)
             let record = try awaitRecord(on: reader) { type, body in type == 2900 && body.contains(text) }
             let body = try #require(record.flatMap { recordBody($0.text) }, "no type 2900 record")
             let procfs = ProcFS()

@@ -15,7 +15,6 @@
 
 // ---- netlink ----------------------------------------------------------------
 static inline uint32_t caudit_nlmsg_align(uint32_t len) { return NLMSG_ALIGN(len); }
-static inline uint32_t caudit_nlmsg_hdrlen(void) { return NLMSG_HDRLEN; }
 
 // ---- audit ------------------------------------------------------------------
 // struct audit_rule_data without its flexible buf[]; the kernel rejects shorter payloads.
@@ -34,7 +33,6 @@ struct caudit_proc_input {
 #define PROC_EVENT_NONZERO_EXIT 0x20000000
 #endif
 static inline uint32_t caudit_cn_msg_size(void) { return (uint32_t)sizeof(struct cn_msg); }
-static inline uint32_t caudit_proc_event_size(void) { return (uint32_t)sizeof(struct proc_event); }
 
 // ---- peer credentials / pidfd -------------------------------------------------
 // asm-generic/socket.h (Linux 6.5); equal to 77 on x86_64 and aarch64.
@@ -53,9 +51,7 @@ int caudit_pidfd_send_signal(int pidfd, int sig);
 // ---- nsfs ---------------------------------------------------------------------
 // linux/nsfs.h (Linux 6.11): NS_GET_ID = _IOR(0xb7, 13, __u64); 64-bit, never reused.
 #define CAUDIT_NS_GET_ID 0x8008b70dUL
-#define CAUDIT_NS_GET_NSTYPE 0xb703UL
 int caudit_ioctl_u64(int fd, unsigned long request, uint64_t *out);
-int caudit_ioctl_none(int fd, unsigned long request);
 
 // struct file_handle has a flexible array: Swift passes raw bytes laid out as
 // { u32 handle_bytes; i32 handle_type; u8 f_handle[handle_bytes] }.
