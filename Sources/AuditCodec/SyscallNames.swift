@@ -1,10 +1,14 @@
 // Syscall names per audit architecture, as ausyscall (audit 3.0.9) knows them;
 // used for ENRICHED output (SYSCALL=...) and interpreted search output.
 
-public enum AuditArch: UInt32, Sendable, CaseIterable {
-    case x86_64 = 0xC000_003E
-    case i386 = 0x4000_0003
-    case aarch64 = 0xC000_00B7
+/// An AUDIT_ARCH_* value: the `arch=` field of SYSCALL records and `-F arch=` of rules.
+public struct AuditArch: RawRepresentable, Hashable, Sendable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let x86_64 = AuditArch(rawValue: 0xC000_003E)   // b64 on x86_64
+    public static let i386 = AuditArch(rawValue: 0x4000_0003)     // b32 on x86_64
+    public static let aarch64 = AuditArch(rawValue: 0xC000_00B7)
 
     /// The ARCH= value auditd's ENRICHED format prints.
     public var name: String {
@@ -12,13 +16,14 @@ public enum AuditArch: UInt32, Sendable, CaseIterable {
         case .x86_64: return "x86_64"
         case .i386: return "i386"
         case .aarch64: return "aarch64"
+        default: return "unknown-elf-type(" + String(rawValue, radix: 16) + ")"
         }
     }
 
     /// Parses the hex arch= field of a SYSCALL record (`c000003e`).
     public init?(field: some StringProtocol) {
-        guard let v = UInt32(field, radix: 16), let a = AuditArch(rawValue: v) else { return nil }
-        self = a
+        guard let v = UInt32(field, radix: 16) else { return nil }
+        self.init(rawValue: v)
     }
 
     public func syscallName(_ number: Int) -> String? {
@@ -26,6 +31,7 @@ public enum AuditArch: UInt32, Sendable, CaseIterable {
         case .x86_64: return SyscallTable.x86_64[number]
         case .i386: return SyscallTable.i386[number]
         case .aarch64: return SyscallTable.aarch64[number]
+        default: return nil
         }
     }
 }

@@ -1,4 +1,5 @@
 #if os(Linux)
+import AuditCodec
 import CAuditLinux
 import Glibc
 
@@ -262,14 +263,8 @@ public struct AuditRule: Hashable, Sendable, CustomStringConvertible {
 
 // MARK: - Architectures and the rules contid loads
 
-/// An AUDIT_ARCH_* value (`-F arch=`), and the syscall numbers contid tracks on it.
-public struct AuditArch: RawRepresentable, Hashable, Sendable {
-    public var rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public static let x86_64 = AuditArch(rawValue: 0xC000_003E)  // b64 on x86_64
-    public static let i386 = AuditArch(rawValue: 0x4000_0003)    // b32 on x86_64
-    public static let aarch64 = AuditArch(rawValue: 0xC000_00B7)
-
+/// The architectures this machine runs, and the syscall numbers contid tracks on each.
+extension AuditArch {
     /// This machine's native architecture.
     public static var native: AuditArch {
         #if arch(x86_64)
