@@ -11,6 +11,7 @@ import Foundation
 /// A snapshot that cannot be restored: what was wrong with it.
 public struct SnapshotError: Error, Hashable, Sendable, CustomStringConvertible {
     public var reason: String
+    public init(reason: String) { self.reason = reason }
     public var description: String { "registry snapshot: \(reason)" }
 }
 
