@@ -1,3 +1,5 @@
+import AuditCodec
+
 // The audit container ID (SPEC §3): a 128-bit value chosen by the orchestrator.
 
 /// A container ID. Printed as decimal when the upper 64 bits are zero (the
@@ -83,7 +85,7 @@ public struct ContainerID: Hashable, Comparable, Sendable, CustomStringConvertib
                     guard c == UInt8(ascii: "-") else { throw malformed("misplaced '-' in a UUID") }
                     continue
                 }
-                guard let v = hexValue(c) else { throw malformed("not a hex digit in a UUID") }
+                guard let v = AuditText.hexValue(c) else { throw malformed("not a hex digit in a UUID") }
                 digits.append(v)
             }
             var high: UInt64 = 0
@@ -104,15 +106,6 @@ public struct ContainerID: Hashable, Comparable, Sendable, CustomStringConvertib
             value = a
         }
         return ContainerID(value)  // nil: 18446744073709551615
-    }
-
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }
 

@@ -227,10 +227,7 @@ public final class ContainerRegistry {
             text.field("opid", target.pid)
             text.field("contid", id: id)
             text.field("old-contid", raw: old.map { objects[$0].chainBytes } ?? Array("-1".utf8))
-            writer.appendSubject(to: &text)
-            text.field("res", errno == nil ? 1 : 0)
-            if let errno { text.field("errno", raw: errno.name) }
-            outbox.append(text.record(.containerOp))
+            outbox.append(text.attempt(by: writer, failing: errno, as: .containerOp))
         }
         func fail(_ errno: ContainerErrno, _ reason: String) -> ContainerFailure {
             record(errno)
@@ -341,10 +338,7 @@ public final class ContainerRegistry {
             text.field("opid", target.pid)
             text.field("capcontid", value ? 1 : 0)
             text.field("old-capcontid", entry?.capContID == true ? 1 : 0)
-            writer.appendSubject(to: &text)
-            text.field("res", errno == nil ? 1 : 0)
-            if let errno { text.field("errno", raw: errno.name) }
-            outbox.append(text.record(.setCapContID))
+            outbox.append(text.attempt(by: writer, failing: errno, as: .setCapContID))
         }
         func fail(_ errno: ContainerErrno, _ reason: String) -> ContainerFailure {
             record(errno)
@@ -471,20 +465,5 @@ public final class ContainerRegistry {
     /// Every live container, in creation order.
     public func allContainers() -> [ContainerState] {
         objects.indexOf.keys.compactMap { container($0) }.sorted { $0.creation < $1.creation }
-    }
-}
-
-extension NamespaceType {
-    var staticName: StaticString {
-        switch self {
-        case .cgroup: "cgroup"
-        case .ipc: "ipc"
-        case .mnt: "mnt"
-        case .net: "net"
-        case .pid: "pid"
-        case .time: "time"
-        case .user: "user"
-        case .uts: "uts"
-        }
     }
 }

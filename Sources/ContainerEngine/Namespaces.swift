@@ -6,18 +6,7 @@ public enum NamespaceType: Int, CaseIterable, Sendable, Codable, CustomStringCon
     case cgroup, ipc, mnt, net, pid, time, user, uts
 
     /// The name records use (`ns=net`), as under `/proc/PID/ns/`.
-    public var name: String {
-        switch self {
-        case .cgroup: "cgroup"
-        case .ipc: "ipc"
-        case .mnt: "mnt"
-        case .net: "net"
-        case .pid: "pid"
-        case .time: "time"
-        case .user: "user"
-        case .uts: "uts"
-        }
-    }
+    public var name: String { staticName.description }
     public var description: String { name }
 
     /// The `CLONE_NEW*` flag that creates a namespace of this type.
@@ -168,6 +157,21 @@ struct NamespaceTable {
             } else {
                 usage[key] = n
             }
+        }
+    }
+}
+
+extension NamespaceType {
+    var staticName: StaticString {
+        switch self {
+        case .cgroup: "cgroup"
+        case .ipc: "ipc"
+        case .mnt: "mnt"
+        case .net: "net"
+        case .pid: "pid"
+        case .time: "time"
+        case .user: "user"
+        case .uts: "uts"
         }
     }
 }

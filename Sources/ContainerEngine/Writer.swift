@@ -1,3 +1,5 @@
+import AuditCodec
+
 // The process that asks to set a container ID or capcontid (SPEC §4 "Who the
 // writer is"). Every field comes from the kernel, never from the request.
 
@@ -28,13 +30,22 @@ public struct Writer: Sendable, Hashable {
         self.excludingChild = excludingChild
     }
 
-    /// The subject fields of CONTAINER_OP and SET_CAPCONTID: `pid= uid= auid= ses= comm= exe=`.
-    func appendSubject(to text: inout RecordText) {
-        text.field("pid", process.pid)
-        text.field("uid", uid)
-        text.field("auid", auid)
-        text.field("ses", ses)
-        text.field("comm", untrusted: comm)
-        text.field("exe", untrusted: exe)
+}
+
+extension RecordText {
+    /// Ends a CONTAINER_OP or SET_CAPCONTID record of an attempt: the writer's
+    /// `pid= uid= auid= ses= comm= exe=`, then `res=1`, or `res=0 errno=NAME`.
+    consuming func attempt(by writer: Writer, failing errno: ContainerErrno?, as type: AuditRecordType)
+        -> ContainerRecord
+    {
+        field("pid", writer.process.pid)
+        field("uid", writer.uid)
+        field("auid", writer.auid)
+        field("ses", writer.ses)
+        field("comm", untrusted: writer.comm)
+        field("exe", untrusted: writer.exe)
+        field("res", errno == nil ? 1 : 0)
+        if let errno { field("errno", raw: errno.name) }
+        return record(type)
     }
 }
