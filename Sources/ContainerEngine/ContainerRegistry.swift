@@ -1,0 +1,469 @@
+import AuditCodec
+
+// The engine: processes, container objects and namespaces, fed with typed facts
+// and registration requests, producing records. No I/O, no clock, no kernel:
+// tests drive it like an embedded channel, the daemon and offline replay alike.
+
+/// The container registry of one host.
+///
+/// Single-threaded by design (one owner feeds facts in order); not Sendable.
+public final class ContainerRegistry {
+    var processes = ProcessTable()
+    var objects = ContainerObjectTable()
+    var namespaces = NamespaceTable()
+    var network = NetworkNamespaceMembership()
+    private var outbox: [ContainerRecord] = []
+    /// Scratch lists reused between facts so exits allocate nothing in the common case.
+    private var droppedScratch: [ContainerObject] = []
+    private var unusedScratch: [NamespaceKey] = []
+
+    /// The nsfs device, printed `ns_dev=00:04` (major:minor in hex, as the kernel prints devices).
+    public let namespaceDevice: (major: UInt32, minor: UInt32)
+    private let namespaceDeviceText: [UInt8]
+
+    /// Processes found in the table with another start time: they died unseen (lost exit events).
+    public internal(set) var diedUnseen = 0
+
+    public init(namespaceDevice: (major: UInt32, minor: UInt32) = (0, 4)) {
+        self.namespaceDevice = namespaceDevice
+        func hex2(_ v: UInt32) -> String {
+            let s = String(v, radix: 16)
+            return s.count < 2 ? "0" + s : s
+        }
+        namespaceDeviceText = Array("\(hex2(namespaceDevice.major)):\(hex2(namespaceDevice.minor))".utf8)
+    }
+
+    // MARK: Records out
+
+    /// The records produced since the last call, oldest first.
+    public func takeRecords() -> [ContainerRecord] {
+        defer { outbox.removeAll(keepingCapacity: true) }
+        return outbox
+    }
+
+    /// How many records wait in the outbox.
+    public var pendingRecordCount: Int { outbox.count }
+
+    // MARK: Facts in
+
+    public func apply(_ fact: ProcessFact) {
+        switch fact {
+        case let .created(parent, child, kind, cloneFlags, childNamespaces):
+            if kind == .thread {
+                if child.pid != parent, processes[child.pid] != nil { removeDiedUnseen(child.pid) }
+                processes[parent]?.threads += 1
+                return
+            }
+            guard child.pid != parent else { return }
+            if let e = processes[child.pid] {
+                if e.start == child.start { return }
+                removeDiedUnseen(child.pid)
+            }
+            let parentSet = processes[parent].map { namespaces[$0.namespaces] } ?? NamespaceSet()
+            var set = parentSet
+            for type in NamespaceType.allCases {
+                if let given = childNamespaces?[type], given != 0 {
+                    set[type] = given
+                } else if cloneFlags.contains(type.cloneFlag) {
+                    set[type] = 0
+                }
+            }
+            add(child, parent: parent, threads: 1, namespaces: set)
+            for type in NamespaceType.allCases where cloneFlags.contains(type.cloneFlag) {
+                guard set[type] != 0, set[type] != parentSet[type] else { continue }
+                emitNamespaceMove(
+                    .nsCreate, operation: .clone, pid: child.pid, type: type, old: parentSet[type], new: set[type])
+            }
+
+        case let .executed(key):
+            if let e = processes[key.pid], e.start != key.start { removeDiedUnseen(key.pid) }
+
+        case let .threadExited(process):
+            if let t = processes[process]?.threads, t > 1 { processes[process]!.threads = t - 1 }
+
+        case let .exited(key):
+            guard let e = processes[key.pid] else { return }
+            if e.start == key.start {
+                remove(key.pid)
+            } else {
+                removeDiedUnseen(key.pid)
+            }
+
+        case let .namespacesChanged(pid, operation, changed):
+            changeNamespaces(pid: pid, operation: operation, changed: changed)
+
+        case let .discovered(key, parent, threads, set):
+            if let e = processes[key.pid] {
+                if e.start == key.start { return }
+                removeDiedUnseen(key.pid)
+            }
+            guard key.pid != parent else { return }
+            add(key, parent: parent, threads: max(1, threads), namespaces: set ?? NamespaceSet())
+        }
+    }
+
+    private func add(_ key: ProcessKey, parent: Int32, threads: Int32, namespaces set: NamespaceSet) {
+        var container = ProcessEntry.noContainer
+        var parentStart: UInt64 = 0
+        if let p = processes[parent] {
+            container = p.container
+            parentStart = p.start
+            processes[parent]!.children += 1
+        }
+        if container >= 0 { objects[container].members += 1 }
+        let nsIndex = namespaces.retain(set)
+        processes[key.pid] = ProcessEntry(
+            start: key.start, parentStart: parentStart, parent: parent, container: container,
+            children: 0, threads: threads, namespaces: nsIndex, capContID: false)
+        network.join(set.net, object: container)
+    }
+
+    private func removeDiedUnseen(_ pid: Int32) {
+        diedUnseen += 1
+        remove(pid)
+    }
+
+    /// Removes an exited process: its parent loses a child, its container a member
+    /// (maybe dropping it), its namespaces a user (maybe destroying them).
+    private func remove(_ pid: Int32) {
+        guard let e = processes.entries.removeValue(forKey: pid) else { return }
+        if let p = processes.liveParent(of: e), let pe = processes[p], pe.children > 0 {
+            processes[p]!.children -= 1
+        }
+        let set = namespaces[e.namespaces]
+        network.leave(set.net, object: e.container)
+        if e.container >= 0 { releaseMember(e.container, opid: pid) }
+        namespaces.release(e.namespaces, unused: &unusedScratch)
+        emitDestroyed()
+    }
+
+    private func releaseMember(_ object: Int32, opid: Int32) {
+        objects.release(object, dropped: &droppedScratch)
+        for o in droppedScratch {
+            var text = RecordText()
+            text.field("op", raw: "drop")
+            text.field("opid", opid)
+            text.field("contid", id: nil)
+            text.field("old-contid", raw: o.chainBytes)
+            text.field("res", 1)
+            outbox.append(text.record(.containerOp))
+        }
+        droppedScratch.removeAll(keepingCapacity: true)
+    }
+
+    private func emitDestroyed() {
+        for key in unusedScratch {
+            var text = RecordText()
+            text.field("ns", raw: key.type.name)
+            text.field("ino", key.inode)
+            text.field("ns_dev", raw: namespaceDeviceText)
+            outbox.append(text.record(.nsDestroy))
+        }
+        unusedScratch.removeAll(keepingCapacity: true)
+    }
+
+    private func changeNamespaces(pid: Int32, operation: NamespaceOperation, changed: NamespaceSet) {
+        guard let e = processes[pid] else { return }
+        let old = namespaces[e.namespaces]
+        var new = old
+        for type in NamespaceType.allCases where changed[type] != 0 { new[type] = changed[type] }
+        guard new != old else { return }
+        let type: AuditRecordType = operation == .setns ? .nsChange : .nsCreate
+        for t in NamespaceType.allCases where new[t] != old[t] {
+            emitNamespaceMove(type, operation: operation, pid: pid, type: t, old: old[t], new: new[t])
+        }
+        // Retain the new set before releasing the old, so shared namespaces never look unused.
+        let index = namespaces.retain(new)
+        processes[pid]!.namespaces = index
+        if new.net != old.net {
+            network.leave(old.net, object: e.container)
+            network.join(new.net, object: e.container)
+        }
+        namespaces.release(e.namespaces, unused: &unusedScratch)
+        emitDestroyed()
+    }
+
+    private func emitNamespaceMove(
+        _ recordType: AuditRecordType, operation: NamespaceOperation, pid: Int32, type: NamespaceType,
+        old: UInt32, new: UInt32
+    ) {
+        var text = RecordText()
+        text.field("op", raw: operation.rawValue)
+        text.field("pid", pid)
+        text.field("contid", raw: chainText(of: pid))
+        text.field("ns", raw: type.name)
+        text.field("old", old)
+        text.field("new", new)
+        text.field("ns_dev", raw: namespaceDeviceText)
+        outbox.append(text.record(recordType))
+    }
+
+    /// `4,^2,^1`, or `-1` for a task without an ID (or not tracked).
+    private func chainText(of pid: Int32) -> [UInt8] {
+        guard let e = processes[pid], e.container >= 0 else { return Array("-1".utf8) }
+        return objects[e.container].chainBytes
+    }
+
+    // MARK: Registration (SPEC §4, upstream §3 v10/v11 ladder)
+
+    /// Sets the container ID of `target` (`echo ID > /proc/PID/audit_containerid`).
+    ///
+    /// `id` nil is an attempt to unset (`-1`, `unset`, 18446744073709551615).
+    /// `topology` supplies the process facts of checks 0, 3, 4 and 5 (default:
+    /// this registry's own table); the target must also be in this table.
+    /// Writes one CONTAINER_OP record per attempt, and NS_INFO on success when
+    /// the target's namespaces are known. Returns the target's new chain.
+    @discardableResult
+    public func register(
+        writer: Writer, target: ProcessKey, id: ContainerID?, topology: (any ProcessTopology)? = nil
+    ) throws(ContainerFailure) -> ContainerChain {
+        let facts: any ProcessTopology = topology ?? processes
+        let entry = processes.entry(target)
+        let old = entry.flatMap { $0.container >= 0 ? $0.container : nil }
+
+        func record(_ errno: ContainerErrno?) {
+            var text = RecordText()
+            text.field("op", raw: "set")
+            text.field("opid", target.pid)
+            text.field("contid", id: id)
+            text.field("old-contid", raw: old.map { objects[$0].chainBytes } ?? Array("-1".utf8))
+            outbox.append(text.attempt(by: writer, failing: errno, as: .containerOp))
+        }
+        func fail(_ errno: ContainerErrno, _ reason: String) -> ContainerFailure {
+            record(errno)
+            return ContainerFailure(errno, reason)
+        }
+
+        // 0: the target exists (the very process asked for, not a reuse of its pid).
+        guard facts.isAlive(target), let entry else {
+            throw fail(.ESRCH, "no process \(target.pid) (it exited, or its pid now names another process)")
+        }
+        // 1: unset is not a value anyone may write.
+        guard let id else { throw fail(.EINVAL, ContainerID.unsetReason) }
+        // 2: CAP_AUDIT_CONTROL, or capcontid delegated to the writer.
+        guard writer.hasAuditControl || processes.entry(writer.process)?.capContID == true else {
+            throw fail(
+                .EPERM, "process \(writer.process.pid) lacks CAP_AUDIT_CONTROL and has no capcontid")
+        }
+        // 3: a container's first process, before it forks or starts threads.
+        var children = facts.childCount(of: target.pid)
+        if let excluded = writer.excludingChild, excluded != target.pid,
+            facts.parent(of: excluded) == target.pid, children > 0
+        {
+            children -= 1
+        }
+        if children > 0 {
+            throw fail(
+                .EBUSY,
+                "process \(target.pid) has \(children) \(children == 1 ? "child" : "children"); register a container's first process before it forks"
+            )
+        }
+        let threads = facts.threadCount(of: target.pid)
+        if threads > 1 {
+            throw fail(
+                .EBUSY,
+                "process \(target.pid) has \(threads) threads; register a container's first process before it starts threads"
+            )
+        }
+        // 4: only for a descendant, never for oneself.
+        if target.pid == writer.process.pid {
+            throw fail(.EXDEV, "process \(target.pid) cannot set its own container ID")
+        }
+        guard facts.isDescendant(target.pid, of: writer.process) else {
+            throw fail(.EXDEV, "process \(target.pid) is not a descendant of process \(writer.process.pid)")
+        }
+        // 5: an ID (set or inherited) may be replaced only by nesting.
+        if let old {
+            let owner = objects[old].owner
+            let nesting = owner != writer.process && facts.isAncestorOrSelf(owner, of: writer.process)
+            guard nesting else {
+                let reason =
+                    owner == writer.process
+                    ? "process \(target.pid) already has container ID \(objects[old].chain), registered by process \(writer.process.pid) itself"
+                    : "process \(target.pid) already has container ID \(objects[old].chain) and process \(writer.process.pid) does not descend from its owner, process \(owner.pid)"
+                throw fail(.EEXIST, reason)
+            }
+        }
+        // 6: a live ID belongs to its owner while that owner lives.
+        let existing = objects.index(of: id)
+        if let existing {
+            let owner = objects[existing].owner
+            if owner != writer.process {
+                throw fail(.ENOTUNIQ, "container ID \(id) is in use, owned by process \(owner.pid)")
+            }
+            if !facts.isAlive(owner) {
+                throw fail(.ENOTUNIQ, "container ID \(id) is in use and its owner, process \(owner.pid), has exited")
+            }
+        }
+
+        record(nil)
+        let joined: Int32
+        if let existing {
+            joined = existing  // injection: the parent stays as it was
+        } else {
+            let writerContainer = processes.entry(writer.process).map { $0.container } ?? ProcessEntry.noContainer
+            joined = objects.create(id: id, owner: writer.process, parent: writerContainer)
+        }
+        objects[joined].members += 1
+        processes[target.pid]!.container = joined
+        let set = namespaces[entry.namespaces]
+        network.join(set.net, object: joined)
+        if let old {
+            network.leave(set.net, object: old)
+            releaseMember(old, opid: target.pid)
+        }
+        if !set.isEmpty {
+            var text = RecordText()
+            text.field("opid", target.pid)
+            text.field("contid", id: id)
+            text.field("ns_dev", raw: namespaceDeviceText)
+            for type in NamespaceType.allCases where set[type] != 0 {
+                text.field(type.staticName, set[type])
+            }
+            outbox.append(text.record(.nsInfo))
+        }
+        return objects[joined].chain
+    }
+
+    /// Sets capcontid on `target` (`/proc/PID/audit_capcontainerid`, upstream §5):
+    /// the right to register IDs without CAP_AUDIT_CONTROL. Not inherited.
+    /// Writes one SET_CAPCONTID record per attempt.
+    public func setCapContID(
+        writer: Writer, target: ProcessKey, value: Bool, topology: (any ProcessTopology)? = nil
+    ) throws(ContainerFailure) {
+        let facts: any ProcessTopology = topology ?? processes
+        let entry = processes.entry(target)
+        func record(_ errno: ContainerErrno?) {
+            var text = RecordText()
+            text.field("opid", target.pid)
+            text.field("capcontid", value ? 1 : 0)
+            text.field("old-capcontid", entry?.capContID == true ? 1 : 0)
+            outbox.append(text.attempt(by: writer, failing: errno, as: .setCapContID))
+        }
+        func fail(_ errno: ContainerErrno, _ reason: String) -> ContainerFailure {
+            record(errno)
+            return ContainerFailure(errno, reason)
+        }
+        guard facts.isAlive(target), entry != nil else {
+            throw fail(.ESRCH, "no process \(target.pid) (it exited, or its pid now names another process)")
+        }
+        if target.pid == writer.process.pid {
+            throw fail(.EXDEV, "process \(target.pid) cannot set its own capcontid")
+        }
+        guard facts.isDescendant(target.pid, of: writer.process) else {
+            throw fail(.EXDEV, "process \(target.pid) is not a descendant of process \(writer.process.pid)")
+        }
+        guard writer.hasAuditControl || processes.entry(writer.process)?.capContID == true else {
+            throw fail(
+                .EPERM, "process \(writer.process.pid) lacks CAP_AUDIT_CONTROL and has no capcontid")
+        }
+        record(nil)
+        processes[target.pid]!.capContID = value
+    }
+
+    // MARK: Questions (annotation is the hot path)
+
+    /// The chain of the process `pid` (unset when it has none or is not tracked).
+    public func chain(of pid: Int32) -> ContainerChain {
+        guard let e = processes[pid], e.container >= 0 else { return .unset }
+        return objects[e.container].chain
+    }
+
+    /// The printed chain of `pid` (`4,^2,^1`), or nil when it has no ID.
+    @inline(__always)
+    public func chainBytes(of pid: Int32) -> [UInt8]? {
+        guard let e = processes.entries[pid], e.container >= 0 else { return nil }
+        return objects[e.container].chainBytes
+    }
+
+    /// Appends the CONTAINER_ID body `record=N contid=<chain>` for the task `pid`;
+    /// false (nothing appended) when the task has no ID.
+    @inline(__always)
+    public func appendAnnotation(record: Int, pid: Int32, to out: inout [UInt8]) -> Bool {
+        guard let e = processes.entries[pid], e.container >= 0 else { return false }
+        appendAnnotationPrefix(record: record, to: &out)
+        objects.objects[Int(e.container)].chainBytes.withUnsafeBufferPointer { out.append(contentsOf: $0) }
+        return true
+    }
+
+    /// The NETFILTER_PKT annotation chains of a network namespace, newest first
+    /// (`123452,123451`, `2,^1,3,^1`), or nil when no container has a task in it.
+    public func networkChainBytes(netns: UInt32) -> [UInt8]? {
+        network.text(netns, objects: objects)
+    }
+
+    /// Appends `record=N contid=<chains>` for a packet in `netns`; false when no container is there.
+    public func appendNetworkAnnotation(record: Int, netns: UInt32, to out: inout [UInt8]) -> Bool {
+        guard let text = network.text(netns, objects: objects) else { return false }
+        appendAnnotationPrefix(record: record, to: &out)
+        out.append(contentsOf: text)
+        return true
+    }
+
+    @inline(__always)
+    private func appendAnnotationPrefix(record: Int, to out: inout [UInt8]) {
+        let prefix: StaticString = "record="
+        prefix.withUTF8Buffer { out.append(contentsOf: $0) }
+        appendDecimal(record, to: &out)
+        let field: StaticString = " contid="
+        field.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
+    /// The containers with live tasks in `netns`, newest first.
+    public func networkChains(netns: UInt32) -> [ContainerChain] {
+        network.members(of: netns).map { objects[$0.object].chain }
+    }
+
+    public var processCount: Int { processes.count }
+    public var containerCount: Int { objects.liveCount }
+
+    /// What the registry knows of one process (for `contid get`, `contid ps`).
+    public struct ProcessState: Hashable, Sendable {
+        public var process: ProcessKey
+        public var parent: Int32
+        public var chain: ContainerChain
+        public var capContID: Bool
+        public var children: Int
+        public var threads: Int
+        public var namespaces: NamespaceSet
+    }
+
+    public func process(_ pid: Int32) -> ProcessState? {
+        guard let e = processes[pid] else { return nil }
+        return ProcessState(
+            process: ProcessKey(pid: pid, start: e.start), parent: processes.parent(of: pid) ?? e.parent,
+            chain: chain(of: pid), capContID: e.capContID, children: Int(e.children), threads: Int(e.threads),
+            namespaces: namespaces[e.namespaces])
+    }
+
+    /// Every tracked process, by pid.
+    public func allProcesses() -> [ProcessState] {
+        processes.entries.keys.sorted().compactMap { process($0) }
+    }
+
+    /// A live container object.
+    public struct ContainerState: Hashable, Sendable {
+        public var id: ContainerID
+        public var owner: ProcessKey
+        public var chain: ContainerChain
+        /// Live processes whose innermost container this is.
+        public var members: Int
+        /// Live containers nested directly in this one.
+        public var nested: Int
+        /// Creation order, increasing.
+        public var creation: UInt64
+    }
+
+    public func container(_ id: ContainerID) -> ContainerState? {
+        guard let i = objects.index(of: id) else { return nil }
+        let o = objects[i]
+        return ContainerState(
+            id: o.id, owner: o.owner, chain: o.chain, members: Int(o.members), nested: Int(o.nested),
+            creation: o.creation)
+    }
+
+    /// Every live container, in creation order.
+    public func allContainers() -> [ContainerState] {
+        objects.indexOf.keys.compactMap { container($0) }.sorted { $0.creation < $1.creation }
+    }
+}

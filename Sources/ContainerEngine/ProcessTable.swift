@@ -1,0 +1,60 @@
+// The live processes the engine knows, keyed by pid. Entries are kept small
+// (40 bytes: no class references, the container as an index into the registry's
+// object array, the namespaces as an index into the namespace table).
+
+/// What the engine keeps per live process (thread group).
+struct ProcessEntry {
+    var start: UInt64
+    /// The parent's start time when the link was made, 0 when the parent was not
+    /// tracked. A parent entry with another start time means the parent died and
+    /// this process was reparented, which the table resolves lazily (no scan on exit).
+    var parentStart: UInt64
+    var parent: Int32
+    /// Index of the process's own (innermost) container object; `noContainer` when unset.
+    var container: Int32
+    var children: Int32
+    var threads: Int32
+    var namespaces: UInt32
+    var capContID: Bool
+
+    static let noContainer: Int32 = -1
+}
+
+struct ProcessTable: ProcessTopology {
+    var entries: [Int32: ProcessEntry] = [:]
+
+    init() {}
+
+    var count: Int { entries.count }
+
+    @inline(__always)
+    subscript(pid: Int32) -> ProcessEntry? {
+        get { entries[pid] }
+        _modify { yield &entries[pid] }
+    }
+
+    /// The entry of exactly this process (pid and start time).
+    func entry(_ key: ProcessKey) -> ProcessEntry? {
+        guard let e = entries[key.pid], e.start == key.start else { return nil }
+        return e
+    }
+
+    /// The parent that is still the one recorded at creation, or nil when it exited.
+    func liveParent(of e: ProcessEntry) -> Int32? {
+        guard let p = entries[e.parent] else { return e.parentStart == 0 ? e.parent : nil }
+        return e.parentStart == 0 || p.start == e.parentStart ? e.parent : nil
+    }
+
+    func startTime(of pid: Int32) -> UInt64? { entries[pid]?.start }
+
+    /// The recorded parent while it lives; once it exited, init (pid 1), the reaper
+    /// the kernel reparents to when no subreaper is known.
+    func parent(of pid: Int32) -> Int32? {
+        guard let e = entries[pid] else { return nil }
+        if let p = liveParent(of: e) { return p }
+        return pid == 1 ? nil : 1
+    }
+
+    func childCount(of pid: Int32) -> Int { Int(entries[pid]?.children ?? 0) }
+    func threadCount(of pid: Int32) -> Int { Int(entries[pid]?.threads ?? 0) }
+}

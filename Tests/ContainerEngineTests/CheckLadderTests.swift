@@ -1,0 +1,210 @@
+import ContainerEngine
+import Testing
+
+/// The order of the registration checks (SPEC §4): the first failure wins.
+@Suite struct CheckLadderTests {
+    func orchestratorWithChild() -> TestHost {
+        let host = TestHost()
+        host.fork(1, 700)
+        host.fork(700, 812)
+        return host
+    }
+
+    @Test func unsetAttemptOnATaskWithChildrenFailsWithEINVALNotEBUSY() {
+        let host = orchestratorWithChild()
+        host.fork(812, 813)
+        #expect(host.set(812, nil, by: host.writer(700)) == .EINVAL)
+    }
+
+    @Test func unsetAttemptOnAVanishedTaskFailsWithESRCHFirst() {
+        let host = orchestratorWithChild()
+        let gone = host.key(812)
+        host.exit(812)
+        _ = host.bodies()
+        #expect(throws: ContainerFailure(.ESRCH, "no process 812 (it exited, or its pid now names another process)")) {
+            try host.registry.register(writer: host.writer(700), target: gone, id: nil)
+        }
+        #expect(host.bodies() == [
+            "type=CONTAINER_OP op=set opid=812 contid=-1 old-contid=-1 pid=700 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=0 errno=ESRCH"
+        ])
+    }
+
+    @Test func targetWhosePidWasReusedFailsWithESRCH() {
+        let host = orchestratorWithChild()
+        let old = host.key(812)
+        host.exit(812)
+        host.fork(700, 812)
+        #expect(throws: ContainerFailure(.ESRCH, "no process 812 (it exited, or its pid now names another process)")) {
+            try host.registry.register(writer: host.writer(700), target: old, id: 5)
+        }
+        #expect(host.registry.chain(of: 812) == .unset)
+    }
+
+    @Test func writerWithoutCapabilityFailsWithEPERMBeforeEBUSY() {
+        let host = orchestratorWithChild()
+        host.fork(812, 813)
+        _ = host.bodies()
+        #expect(throws: ContainerFailure(.EPERM, "process 700 lacks CAP_AUDIT_CONTROL and has no capcontid")) {
+            try host.registry.register(writer: host.writer(700, auditControl: false), target: host.key(812), id: 5)
+        }
+        #expect(host.bodies() == [
+            "type=CONTAINER_OP op=set opid=812 contid=5 old-contid=-1 pid=700 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=0 errno=EPERM"
+        ])
+    }
+
+    @Test func selfSetFromAShellThroughTheClientFailsWithEXDEVNotEBUSY() {
+        let host = TestHost()
+        host.fork(1, 500)  // the shell
+        host.fork(500, 501)  // `contid set $$ 7`, acting for its parent
+        #expect(throws: ContainerFailure(.EXDEV, "process 500 cannot set its own container ID")) {
+            try host.registry.register(writer: host.writer(500, excludingChild: 501), target: host.key(500), id: 7)
+        }
+        // Without the exclusion the client itself would be the child that makes it EBUSY.
+        #expect(host.set(500, 7, by: host.writer(500)) == .EBUSY)
+    }
+
+    @Test func backgroundChildOfTheShellIsRegisteredThroughTheClient() {
+        let host = TestHost()
+        host.fork(1, 500)
+        host.fork(500, 510)  // sleep 60 &
+        host.fork(500, 501)  // contid set $! 7
+        #expect(host.set(510, 7, by: host.writer(500, excludingChild: 501)) == nil)
+        #expect(host.registry.chain(of: 510).description == "7")
+    }
+
+    @Test func multiThreadedTargetFailsWithEBUSYUntilItsThreadsExit() {
+        let host = orchestratorWithChild()
+        host.registry.apply(.created(parent: 812, child: ProcessKey(pid: 814, start: 999), kind: .thread))
+        #expect(throws: ContainerFailure(.EBUSY, "process 812 has 2 threads; register a container's first process before it starts threads")) {
+            try host.registry.register(writer: host.writer(700), target: host.key(812), id: 5)
+        }
+        host.registry.apply(.threadExited(process: 812))
+        #expect(host.set(812, 5, by: host.writer(700)) == nil)
+    }
+
+    @Test func threadsOfARegisteredProcessShareItsContainer() {
+        let host = orchestratorWithChild()
+        host.set(812, 5, by: host.writer(700))
+        host.registry.apply(.created(parent: 812, child: ProcessKey(pid: 815, start: 999), kind: .thread))
+        host.fork(812, 816)
+        #expect(host.registry.process(812)?.threads == 2)
+        #expect(host.registry.chain(of: 816).description == "5")
+        #expect(host.registry.container(5)?.members == 2)
+    }
+
+    @Test func targetThatIsNotADescendantFailsWithEXDEV() {
+        let host = orchestratorWithChild()
+        host.fork(1, 900)
+        #expect(throws: ContainerFailure(.EXDEV, "process 812 is not a descendant of process 900")) {
+            try host.registry.register(writer: host.writer(900), target: host.key(812), id: 5)
+        }
+    }
+
+    @Test func orphanReparentedToInitIsNoLongerADescendantOfItsGrandparent() {
+        let host = TestHost()
+        host.fork(1, 600)
+        host.fork(600, 700)
+        host.fork(700, 812)
+        host.exit(700)
+        #expect(host.registry.process(812)?.parent == 1)
+        #expect(host.set(812, 5, by: host.writer(600)) == .EXDEV)
+        #expect(host.set(812, 5, by: host.writer(1)) == nil)
+    }
+
+    @Test func reRegisteringByAnUnrelatedOrchestratorFailsWithEEXISTBeforeENOTUNIQ() {
+        let host = TestHost()
+        host.fork(1, 600)
+        host.fork(1, 601)
+        host.fork(601, 602)
+        host.set(602, 9, by: host.writer(601))
+        host.fork(600, 700)
+        host.set(700, 5, by: host.writer(600))
+        // 600 owns 5 on 700 and asks for 9, which 601 owns: the EEXIST of check 5 wins.
+        #expect(host.set(700, 9, by: host.writer(600)) == .EEXIST)
+    }
+
+    @Test func liveIDOwnedByAnotherWriterFailsWithENOTUNIQ() {
+        let host = TestHost()
+        host.fork(1, 600)
+        host.fork(600, 700)
+        host.fork(1, 601)
+        host.fork(601, 701)
+        host.set(700, 5, by: host.writer(600))
+        _ = host.bodies()
+        #expect(throws: ContainerFailure(.ENOTUNIQ, "container ID 5 is in use, owned by process 600")) {
+            try host.registry.register(writer: host.writer(601), target: host.key(701), id: 5)
+        }
+        #expect(host.bodies() == [
+            "type=CONTAINER_OP op=set opid=701 contid=5 old-contid=-1 pid=601 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=0 errno=ENOTUNIQ"
+        ])
+    }
+
+    @Test func idWhoseOwnerExitedCannotBeInjectedEvenByAProcessReusingTheOwnersPid() {
+        let host = TestHost()
+        host.fork(1, 600)
+        host.fork(600, 700)
+        host.set(700, 5, by: host.writer(600))
+        host.exit(600)
+        host.fork(1, 600)  // pid reused by another process
+        host.fork(600, 701)
+        #expect(host.set(701, 5, by: host.writer(600)) == .ENOTUNIQ)
+        #expect(host.registry.container(5)?.members == 1)
+    }
+
+    @Test func capContIDChecksESRCHThenEXDEVThenEPERM() {
+        let host = orchestratorWithChild()
+        host.fork(1, 900)
+        let noCap = host.writer(700, auditControl: false)
+        #expect(throws: ContainerFailure(.EXDEV, "process 700 cannot set its own capcontid")) {
+            try host.registry.setCapContID(writer: noCap, target: host.key(700), value: true)
+        }
+        #expect(throws: ContainerFailure(.EXDEV, "process 900 is not a descendant of process 700")) {
+            try host.registry.setCapContID(writer: noCap, target: host.key(900), value: true)
+        }
+        _ = host.bodies()
+        #expect(throws: ContainerFailure(.EPERM, "process 700 lacks CAP_AUDIT_CONTROL and has no capcontid")) {
+            try host.registry.setCapContID(writer: noCap, target: host.key(812), value: true)
+        }
+        #expect(host.bodies() == [
+            "type=SET_CAPCONTID opid=812 capcontid=1 old-capcontid=0 pid=700 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=0 errno=EPERM"
+        ])
+        #expect(throws: ContainerFailure(.ESRCH, "no process 999 (it exited, or its pid now names another process)")) {
+            try host.registry.setCapContID(writer: noCap, target: ProcessKey(pid: 999, start: 1), value: true)
+        }
+    }
+
+    @Test func delegatedCapContIDIsPassedOnOnlyByAWriterHoldingIt() throws {
+        let host = orchestratorWithChild()
+        host.fork(812, 813)
+        try host.registry.setCapContID(writer: host.writer(700), target: host.key(812), value: true)
+        try host.registry.setCapContID(writer: host.writer(812, auditControl: false), target: host.key(813), value: true)
+        _ = host.bodies()
+        try host.registry.setCapContID(writer: host.writer(700), target: host.key(812), value: false)
+        #expect(host.bodies() == [
+            "type=SET_CAPCONTID opid=812 capcontid=0 old-capcontid=1 pid=700 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=1"
+        ])
+        #expect(host.registry.process(812)?.capContID == false)
+        #expect(host.registry.process(813)?.capContID == true)
+    }
+
+    @Test func unsafeCommIsHexEncodedAsTheKernelDoes() {
+        let host = orchestratorWithChild()
+        host.set(812, 5, by: host.writer(700, comm: "my runc", exe: "/opt/bin/run\"c"))
+        #expect(host.bodies() == [
+            "type=CONTAINER_OP op=set opid=812 contid=5 old-contid=-1 pid=700 uid=0 auid=1000 ses=3 comm=6D792072756E63 exe=2F6F70742F62696E2F72756E2263 res=1"
+        ])
+    }
+
+    @Test func topologyFromTheCallerDecidesTheProcessChecks() {
+        struct KernelSays: ProcessTopology {
+            func startTime(of pid: Int32) -> UInt64? { pid == 812 ? 102 : pid == 700 ? 101 : 1 }
+            func parent(of pid: Int32) -> Int32? { pid == 812 ? 700 : 1 }
+            func childCount(of pid: Int32) -> Int { pid == 812 ? 3 : 0 }
+            func threadCount(of pid: Int32) -> Int { 1 }
+        }
+        let host = orchestratorWithChild()
+        #expect(throws: ContainerFailure(.EBUSY, "process 812 has 3 children; register a container's first process before it forks")) {
+            try host.registry.register(writer: host.writer(700), target: host.key(812), id: 5, topology: KernelSays())
+        }
+    }
+}
