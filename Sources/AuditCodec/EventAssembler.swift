@@ -186,8 +186,14 @@ public final class EventAssembler {
     private var lastKey: (Int, UInt32) = (-1, 0)
     private let lateStorage = UnsafeMutablePointer<EventStorage>.allocate(capacity: 1)
 
-    public init(timeoutMilliseconds: UInt64 = 2000, windowBits: Int = 12, sink: @escaping Sink) {
+    /// Hand events out in serial order (per node): a complete event waits for the
+    /// open ones before it. Offline replay needs it, because the registry it rebuilds
+    /// follows the trail; a live reader hands out events as they complete.
+    public let ordered: Bool
+
+    public init(timeoutMilliseconds: UInt64 = 2000, windowBits: Int = 12, ordered: Bool = false, sink: @escaping Sink) {
         precondition((4...24).contains(windowBits))
+        self.ordered = ordered
         self.timeoutMilliseconds = timeoutMilliseconds
         self.window = 1 << UInt32(windowBits)
         self.mask = (1 << UInt32(windowBits)) - 1
@@ -267,8 +273,12 @@ public final class EventAssembler {
     /// Hands out every complete event now, and any timed out (a live reader calls this after each batch).
     public func drain() {
         flushPending()
+        drainingAll = true
         for si in 0..<streamCount { retire(si, force: false) }
+        drainingAll = false
     }
+
+    private var drainingAll = false
 
     /// Moves the stream clock (live sources: wall time), then drains.
     public func advanceClock(to time: AuditTime) {
@@ -420,7 +430,7 @@ public final class EventAssembler {
     @inline(__always)
     private func markComplete(_ si: Int, _ slot: UnsafeMutablePointer<Slot>) {
         slot.pointee.state = .complete
-        pending.append((si, slot.pointee.serial))
+        if !ordered { pending.append((si, slot.pointee.serial)) }
     }
 
     @inline(__always)
@@ -460,6 +470,10 @@ public final class EventAssembler {
             if slot.pointee.serial == base, slot.pointee.state != .empty {
                 switch slot.pointee.state {
                 case .done, .lost, .empty: break
+                case .complete where ordered:
+                    // Complete: out once the stream has moved on (a CONTAINER_ID may still follow).
+                    guard force || drainingAll || lastKey.0 != si || lastKey.1 != base else { return }
+                    emit(si, slot)
                 case .open, .complete:
                     guard force || slot.pointee.timeMs &+ timeoutMilliseconds <= clock else { return }
                     emit(si, slot)

@@ -29,15 +29,18 @@ public final class Replay {
     private let output: ReplayOutput
     private var assembler: EventAssembler!
     private var summary = ReplaySummary()
-    /// Annotates events with their container chain; nil leaves events as read.
-    public var attribution: ((AuditEvent) -> (event: AuditEvent, contid: String?))?
+    /// Rebuilds the registry from the trail and attributes each event; nil leaves
+    /// events as read (the summary form needs no attribution).
+    public let attributor: TrailAttributor?
 
-    public init(format: ReplayFormat, output: ReplayOutput, timeoutMilliseconds: UInt64 = 2000) {
+    public init(format: ReplayFormat, output: ReplayOutput, timeoutMilliseconds: UInt64 = 2000,
+                attributor: TrailAttributor? = nil) {
         self.format = format
         self.output = output
-        let needsEvents = format != .summary
-        assembler = EventAssembler(timeoutMilliseconds: timeoutMilliseconds) { [unowned self] view in
-            if needsEvents || self.attribution != nil { self.handle(view.makeEvent()) }
+        self.attributor = attributor ?? (format == .summary ? nil : TrailAttributor())
+        let needsEvents = format != .summary || attributor != nil
+        assembler = EventAssembler(timeoutMilliseconds: timeoutMilliseconds, ordered: true) { [unowned self] view in
+            if needsEvents { self.handle(view.makeEvent()) }
         }
     }
 
@@ -73,6 +76,7 @@ public final class Replay {
     @discardableResult
     public func finish() -> ReplaySummary {
         assembler.finish()
+        attributor?.finish()
         let c = assembler.counters
         summary.records = c.records
         summary.events = c.events
@@ -86,10 +90,11 @@ public final class Replay {
     private func handle(_ event: AuditEvent) {
         var event = event
         var contid: String? = nil
-        if let attribution {
-            (event, contid) = attribution(event)
-        } else if let cid = event.first(.containerID) {
-            contid = cid.field("contid")?.rawValue
+        if let attributor {
+            (event, contid) = attributor.attribute(event)
+            _ = attributor.registry.takeRecords()  // the trail already has the daemon's records
+        } else {
+            contid = EventAnnotator.existingChain(event)
         }
         switch format {
         case .summary: break

@@ -361,6 +361,40 @@ public final class ContainerRegistry {
         processes[target.pid]!.capContID = value
     }
 
+    // MARK: Registrations read from a trail (offline replay)
+
+    /// Applies a successful registration found in a log (a CONTAINER_OP with `res=1`):
+    /// the outcome the daemon already decided, so no check is repeated and no record
+    /// is written. `writer` and `target` must be in the table (report them with
+    /// `.discovered` first). A live ID joins the target to it (injection), else a new
+    /// object is created, owned by the writer and nested in the writer's container.
+    public func applyRecordedRegistration(writer: Int32, target: Int32, id: ContainerID) {
+        guard let entry = processes[target] else { return }
+        let writerEntry = processes[writer]
+        let old = entry.container >= 0 ? entry.container : nil
+        let joined: Int32
+        if let existing = objects.index(of: id) {
+            if existing == old { return }
+            joined = existing
+        } else {
+            let owner = ProcessKey(pid: writer, start: writerEntry?.start ?? 0)
+            joined = objects.create(id: id, owner: owner, parent: writerEntry?.container ?? ProcessEntry.noContainer)
+        }
+        objects[joined].members += 1
+        processes[target]!.container = joined
+        let set = namespaces[entry.namespaces]
+        network.join(set.net, object: joined)
+        if let old {
+            network.leave(set.net, object: old)
+            releaseMember(old, opid: target)
+        }
+    }
+
+    /// Applies a successful capcontid change found in a log (SET_CAPCONTID with `res=1`).
+    public func applyRecordedCapContID(target: Int32, value: Bool) {
+        processes[target]?.capContID = value
+    }
+
     // MARK: Questions (annotation is the hot path)
 
     /// The chain of the process `pid` (unset when it has none or is not tracked).

@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+import AuditCodec
+import ContainerEngine
+@testable import AuditPipeline
+
+/// Offline attribution: a trail recorded with fork/exec/exit rules and the
+/// orchestrators' CONTAINER_OP records is re-attributed after the fact.
+@Suite struct AttributionTests {
+    func replay(_ lines: [String], format: ReplayFormat = .json) throws -> (CollectedOutput, ReplaySummary) {
+        let path = try temporaryFile(lines.joined(separator: "\n") + "\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let out = CollectedOutput()
+        let r = Replay(format: format, output: out)
+        try r.read(path: path)
+        let s = r.finish()
+        return (out, s)
+    }
+
+    /// serial -> contid ("" for null) of every event in JSON output.
+    func attributions(_ json: String) throws -> [UInt32: String] {
+        var out: [UInt32: String] = [:]
+        for line in json.split(separator: "\n") {
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let serial = try #require(obj["serial"] as? Int)
+            #expect(out[UInt32(serial)] == nil, "event \(serial) printed twice")
+            out[UInt32(serial)] = obj["contid"] as? String ?? ""
+        }
+        return out
+    }
+
+    @Test func generatedTraceOf10000ProcessesIn50NestedContainersIsAttributedExactly() throws {
+        var g = TraceGenerator(seed: 0x5EED_C0DE)
+        g.run(processes: 10_000, containers: 50)
+        // The trace has what it must exercise.
+        #expect(g.processesCreated == 10_000)
+        #expect(g.containers.count == 50)
+        #expect(g.maxDepth == 3)
+        #expect(g.pidReuses > 1000)
+        #expect(g.vforkReorders > 500)
+        #expect(g.orphans > 500)
+
+        let (out, summary) = try replay(g.lines)
+        #expect(summary.errors == 0)
+        #expect(summary.lost == 0)
+        let got = try attributions(out.text)
+        #expect(got.count == g.truth.count)
+        var wrong = 0, missing = 0
+        var firstWrong: [String] = []
+        for (serial, expected) in g.truth {
+            guard let actual = got[serial] else { missing += 1; continue }
+            if actual != expected {
+                wrong += 1
+                if firstWrong.count < 5 { firstWrong.append("serial \(serial): expected '\(expected)', got '\(actual)'") }
+            }
+        }
+        #expect(wrong == 0, "\(firstWrong)")
+        #expect(missing == 0)
+        // And the trail is not trivial: most events carry a chain, some nested ones three deep.
+        let attributed = g.truth.values.filter { !$0.isEmpty }.count
+        #expect(attributed > g.truth.count / 3)
+        #expect(g.truth.values.contains { $0.split(separator: ",").count == 3 })
+    }
+
+    @Test func rawOutputCarriesRecordLinksAndContainerIDRecords() throws {
+        let lines = [
+            "type=SYSCALL msg=audit(1700000000.000:10): arch=c000003e syscall=59 success=yes exit=0 a0=0 a1=0 a2=0 a3=0 items=0 ppid=1 pid=500 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm=\"orch\" exe=\"/usr/bin/orch\" key=\"t\"",
+            "type=SYSCALL msg=audit(1700000000.001:11): arch=c000003e syscall=57 success=yes exit=600 a0=0 a1=0 a2=0 a3=0 items=0 ppid=1 pid=500 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm=\"orch\" exe=\"/usr/bin/orch\" key=\"t\"",
+            "type=CONTAINER_OP msg=audit(1700000000.002:12): op=set opid=600 contid=123456 old-contid=-1 pid=500 uid=0 auid=0 ses=1 comm=\"orch\" exe=\"/usr/bin/orch\" res=1",
+            "type=SYSCALL msg=audit(1700000000.003:13): arch=c000003e syscall=257 success=yes exit=3 a0=0 a1=0 a2=0 a3=0 items=1 ppid=500 pid=600 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm=\"cat\" exe=\"/usr/bin/cat\" key=\"etc\"",
+            "type=PATH msg=audit(1700000000.003:13): item=0 name=\"/etc/hostname\"",
+            "type=OBJ_PID msg=audit(1700000000.004:14): opid=600 oauid=0 ouid=0 oses=1 ocomm=\"cat\"",
+            "type=SYSCALL msg=audit(1700000000.004:14): arch=c000003e syscall=62 success=yes exit=0 a0=258 a1=f a2=0 a3=0 items=0 ppid=1 pid=500 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm=\"orch\" exe=\"/usr/bin/orch\" key=\"kill\"",
+        ]
+        let (out, _) = try replay(lines, format: .raw)
+        let text = out.text.split(separator: "\n").map(String.init)
+        #expect(text.contains("type=SYSCALL msg=audit(1700000000.003:13): arch=c000003e syscall=257 success=yes exit=3 a0=0 a1=0 a2=0 a3=0 items=1 ppid=500 pid=600 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm=\"cat\" exe=\"/usr/bin/cat\" key=\"etc\" record=1"))
+        #expect(text.contains("type=CONTAINER_ID msg=audit(1700000000.003:13): record=1 contid=123456"))
+        // The signal sender has no ID; its target does: one CONTAINER_ID linked to the OBJ_PID.
+        #expect(text.contains("type=OBJ_PID msg=audit(1700000000.004:14): opid=600 oauid=0 ouid=0 oses=1 ocomm=\"cat\" record=1"))
+        #expect(text.contains("type=CONTAINER_ID msg=audit(1700000000.004:14): record=1 contid=123456"))
+        #expect(!text.contains { $0.contains(":14): arch=c000003e") && $0.contains("record=") })
+        // Reading contid's own output again changes nothing.
+        let (again, _) = try replay(text, format: .raw)
+        #expect(again.text == out.text)
+    }
+
+    @Test func aContainerOpWrappedAsAUserMessageByTheKernelIsApplied() throws {
+        let lines = [
+            "type=SYSCALL msg=audit(1700000000.000:20): arch=c000003e syscall=57 success=yes exit=700 a0=0 a1=0 a2=0 a3=0 items=0 ppid=1 pid=500 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm=\"orch\" exe=\"/o\" key=\"t\"",
+            "type=UNKNOWN[2900] msg=audit(1700000000.001:21): pid=99 uid=0 auid=4294967295 ses=4294967295 msg='op=set opid=700 contid=42 old-contid=-1 pid=500 uid=0 auid=0 ses=1 comm=\"orch\" exe=\"/o\" res=1'",
+            "type=SYSCALL msg=audit(1700000000.002:22): arch=c000003e syscall=59 success=yes exit=0 a0=0 a1=0 a2=0 a3=0 items=0 ppid=500 pid=700 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm=\"sh\" exe=\"/bin/sh\" key=\"t\"",
+        ]
+        let (out, _) = try replay(lines)
+        let got = try attributions(out.text)
+        #expect(got == [20: "", 21: "", 22: "42"])
+    }
+
+    @Test func aFailedRegistrationChangesNothing() throws {
+        let lines = [
+            "type=SYSCALL msg=audit(1700000000.000:30): arch=c000003e syscall=57 success=yes exit=800 a0=0 a1=0 a2=0 a3=0 items=0 ppid=1 pid=500 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm=\"orch\" exe=\"/o\" key=\"t\"",
+            "type=CONTAINER_OP msg=audit(1700000000.001:31): op=set opid=800 contid=7 old-contid=-1 pid=500 uid=0 auid=0 ses=1 comm=\"orch\" exe=\"/o\" res=0 errno=EBUSY",
+            "type=SYSCALL msg=audit(1700000000.002:32): arch=c000003e syscall=59 success=yes exit=0 a0=0 a1=0 a2=0 a3=0 items=0 ppid=500 pid=800 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm=\"sh\" exe=\"/bin/sh\" key=\"t\"",
+        ]
+        let got = try attributions(try replay(lines).0.text)
+        #expect(got[32] == "")
+    }
+}
