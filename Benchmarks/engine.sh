@@ -5,20 +5,26 @@
 # Usage: Benchmarks/engine.sh [--processes N] [--events N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scratch="${SCRATCH_PATH:-.build-engine}"
+scratch="${SCRATCH_PATH:-.build}"
+shared="${CONTID_SHARED:-$(cd .. && pwd)/shared}"
 
 swift build -c release --scratch-path "$scratch" --product contid-bench >&2
-out="$("$scratch/release/contid-bench" engine "$@")"
+out="$("$scratch/release/contid-bench" engine --corpus "$shared/corpus/captured-linux-6.18-raw.log" "$@")"
 echo "$out"
 
 events=$(awk -F': ' '$1 == "events/s" {print $2}' <<<"$out")
 bytes=$(awk -F': ' '$1 == "bytes per tracked process" {print $2}' <<<"$out")
+whole=$(awk -F': ' '$1 == "whole events/s" {print $2}' <<<"$out")
 events_target=2000000
 bytes_target=200
 
 echo "---"
 awk -v v="$events" -v t="$events_target" \
     'BEGIN { printf "events/s: %d (target %d, ratio %.2f) %s\n", v, t, v / t, (v >= t ? "ok" : "BELOW TARGET") }'
+if [[ "$whole" =~ ^[0-9]+$ ]]; then
+    awk -v v="$whole" -v t="$events_target" \
+        'BEGIN { printf "whole events/s (records built, EventAnnotator): %d (target %d, ratio %.2f) %s\n", v, t, v / t, (v >= t ? "ok" : "BELOW TARGET") }'
+fi
 if [[ "$bytes" =~ ^[0-9]+$ ]]; then
     # For memory the ratio is target / measured, so above 1 is good for both lines.
     awk -v v="$bytes" -v t="$bytes_target" \

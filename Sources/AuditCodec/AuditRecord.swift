@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 // One audit record: a line of text with its header parsed and its fields on demand.
 
 public struct AuditRecord: Sendable, Equatable {
@@ -64,27 +70,84 @@ public struct AuditRecord: Sendable, Equatable {
         return nil
     }
 
+    /// Where the value of the first body field `name=` lies in `text` (quotes included),
+    /// found without tokenizing or allocating: the hot path of the typed accessors.
+    public func valueRange(of name: UnsafeRawBufferPointer) -> Range<Int>? {
+        text.withUnsafeBufferPointer { b -> Range<Int>? in
+            let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t"), eq = UInt8(ascii: "=")
+            var i = Int(header.bodyStart)
+            let end = Int(header.bodyEnd)
+            let n = name.count
+            while i < end {
+                while i < end, b[i] == space || b[i] == tab { i += 1 }
+                let tokenStart = i
+                while i < end, b[i] != eq, b[i] != space { i += 1 }
+                guard i < end, b[i] == eq else { continue }
+                let matches = i - tokenStart == n && memcmp(b.baseAddress! + tokenStart, name.baseAddress!, n) == 0
+                i += 1
+                let valueStart = i
+                if i < end, b[i] == UInt8(ascii: "\"") || b[i] == UInt8(ascii: "'") {
+                    let q = b[i]
+                    i += 1
+                    while i < end, b[i] != q { i += 1 }
+                    if i < end { i += 1 }
+                }
+                while i < end, b[i] != space { i += 1 }
+                if matches { return valueStart..<i }
+            }
+            return nil
+        }
+    }
+
+    public func valueRange(of name: String) -> Range<Int>? {
+        var name = name
+        return name.withUTF8 { valueRange(of: UnsafeRawBufferPointer($0)) }
+    }
+
     /// The raw value of a field, quotes included.
-    public subscript(name: String) -> String? { field(name)?.rawValue }
+    public subscript(name: String) -> String? {
+        if let r = valueRange(of: name) { return String(decoding: text[r], as: UTF8.self) }
+        return field(name)?.rawValue  // inside msg='...'
+    }
+
+    /// A decimal field read straight from the bytes (`pid=123`, `exit=-13`).
+    @inline(__always)
+    func integer(_ name: StaticString) -> Int64? {
+        guard let r = valueRange(of: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)),
+              !r.isEmpty else { return nil }
+        var i = r.lowerBound
+        var negative = false
+        if text[i] == UInt8(ascii: "-") { negative = true; i += 1 }
+        guard i < r.upperBound else { return nil }
+        var v: Int64 = 0
+        while i < r.upperBound {
+            let d = text[i] &- UInt8(ascii: "0")
+            guard d < 10 else { return nil }
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int64(d))
+            guard !o1, !o2 else { return nil }
+            v = a
+            i += 1
+        }
+        return negative ? -v : v
+    }
 
     // MARK: typed access to the fields that matter
 
-    public var pid: Int32? { int32("pid") }
-    public var ppid: Int32? { int32("ppid") }
-    public var syscall: Int? { self["syscall"].flatMap { Int($0) } }
-    public var exit: Int64? { self["exit"].flatMap { Int64($0) } }
+    public var pid: Int32? { integer("pid").flatMap { Int32(exactly: $0) } }
+    public var ppid: Int32? { integer("ppid").flatMap { Int32(exactly: $0) } }
+    public var syscall: Int? { integer("syscall").map { Int($0) } }
+    public var exit: Int64? { integer("exit") }
     public var success: Bool? { self["success"].map { $0 == "yes" } }
-    public var auid: UInt32? { self["auid"].flatMap { UInt32($0) } }
-    public var uid: UInt32? { self["uid"].flatMap { UInt32($0) } }
-    public var ses: UInt32? { self["ses"].flatMap { UInt32($0) } }
+    public var auid: UInt32? { integer("auid").flatMap { UInt32(exactly: $0) } }
+    public var uid: UInt32? { integer("uid").flatMap { UInt32(exactly: $0) } }
+    public var ses: UInt32? { integer("ses").flatMap { UInt32(exactly: $0) } }
     /// `key=` decoded; nil for `(null)` or absent.
     public var key: String? { field("key")?.decodedString }
     public var comm: String? { field("comm")?.decodedString }
     public var exe: String? { field("exe")?.decodedString }
     /// The syscall's arguments a0..a3 (hex in the record).
     public func argument(_ i: Int) -> UInt64? { self["a\(i)"].flatMap { UInt64($0, radix: 16) } }
-
-    private func int32(_ name: String) -> Int32? { self[name].flatMap { Int32($0) } }
 
     // MARK: encoding
 

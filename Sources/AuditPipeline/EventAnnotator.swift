@@ -25,35 +25,40 @@ public enum EventAnnotator {
     /// An event that already carries CONTAINER_ID records (a contid log read back) is
     /// left as it is, and its chain is taken from them.
     public static func annotate(_ event: AuditEvent, registry: ContainerRegistry) -> (event: AuditEvent, contid: String?) {
-        if event.records.contains(where: { $0.type == .containerID }) {
-            return (event, existingChain(event))
+        guard let template = event.records.first else { return (event, nil) }
+        var task: Int? = nil
+        var hasObjects = false
+        for (i, r) in event.records.enumerated() {
+            switch r.type {
+            case .containerID: return (event, existingChain(event))
+            case .syscall where task == nil: task = i
+            case .objPID: hasObjects = true
+            default: break
+            }
         }
-        var records = event.records
-        var added: [AuditRecord] = []
+        if task == nil, isUserMessage(template.type) { task = 0 }
+        var out = event
+        out.records.reserveCapacity(event.records.count + 1 + (hasObjects ? 2 : 0))
         var n = 0
         var taskChain: String? = nil
-        var buffer: [UInt8] = []
-        func link(_ index: Int, pid: Int32) -> String? {
-            buffer.removeAll(keepingCapacity: true)
-            guard registry.appendAnnotation(record: n + 1, pid: pid, to: &buffer) else { return nil }
+        var body: [UInt8] = []
+        func link(_ index: Int, pid: Int32) -> Bool {
+            body.removeAll(keepingCapacity: true)
+            guard registry.appendAnnotation(record: n + 1, pid: pid, to: &body) else { return false }
             n += 1
-            records[index] = appending(" record=\(n)", to: records[index])
-            added.append(AuditRecord.make(type: .containerID, time: event.time, serial: event.serial,
-                                          body: String(decoding: buffer, as: UTF8.self), node: event.node))
-            return registry.chain(of: pid).description
+            out.records[index] = appending(record: n, to: out.records[index])
+            out.records.append(containerIDRecord(like: template, body: body))
+            return true
         }
-        if let i = records.firstIndex(where: { $0.type == .syscall }), let pid = records[i].pid {
-            taskChain = link(i, pid: pid)
-        } else if let first = records.first, isUserMessage(first.type), let pid = first.pid {
-            taskChain = link(0, pid: pid)
+        if let t = task, let pid = event.records[t].pid, link(t, pid: pid) {
+            taskChain = registry.chainBytes(of: pid).map { String(decoding: $0, as: UTF8.self) }
         }
-        for i in records.indices where records[i].type == .objPID {
-            if let opid = records[i]["opid"].flatMap({ Int32($0) }) { _ = link(i, pid: opid) }
+        if hasObjects {
+            for i in event.records.indices where event.records[i].type == .objPID {
+                if let opid = event.records[i]["opid"].flatMap({ Int32($0) }) { _ = link(i, pid: opid) }
+            }
         }
-        guard !added.isEmpty else { return (event, nil) }
-        var out = event
-        out.records = records + added
-        return (out, taskChain)
+        return (n == 0 ? event : out, taskChain)
     }
 
     /// The chain of an already annotated event: the CONTAINER_ID linked to record=1, else the first.
@@ -63,11 +68,35 @@ public enum EventAnnotator {
         return linked?["contid"]
     }
 
-    /// A record with text appended to its body (before an ENRICHED part, if any).
-    static func appending(_ suffix: String, to r: AuditRecord) -> AuditRecord {
-        var text = Array(r.text[0..<Int(r.header.bodyEnd)])
-        text += suffix.utf8
+    /// `[node=N ]type=CONTAINER_ID msg=audit(T:S): <body>`, stamped like `template`.
+    static func containerIDRecord(like template: AuditRecord, body: [UInt8]) -> AuditRecord {
+        let h = template.header
+        var text: [UInt8] = []
+        text.reserveCapacity(64 + body.count)
+        if !h.node.isEmpty { text += template.text[0..<Int(h.typeName.lowerBound)] } else { text += "type=".utf8 }
+        text += "CONTAINER_ID".utf8
+        text += template.text[Int(h.typeName.upperBound)..<Int(h.bodyStart)]
+        if !h.hasColon { text.append(UInt8(ascii: ":")) }
+        text.append(UInt8(ascii: " "))
+        text += body
+        return parsed(text)
+    }
+
+    /// A record with ` record=N` appended to its body (before an ENRICHED part, if any).
+    static func appending(record n: Int, to r: AuditRecord) -> AuditRecord {
+        var text: [UInt8] = []
+        text.reserveCapacity(r.text.count + 12)
+        text += r.text[0..<Int(r.header.bodyEnd)]
+        text += " record=".utf8
+        text += String(n).utf8
         text += r.text[Int(r.header.bodyEnd)...]
-        return try! AuditRecord(parsing: text)  // the header is unchanged: still a valid line
+        return parsed(text)
+    }
+
+    /// Lines built from a valid record's parts parse: the header is unchanged.
+    private static func parsed(_ text: [UInt8]) -> AuditRecord {
+        let h = text.withUnsafeBytes { RecordScanner.scan($0) }
+        guard case .success(let header) = h else { preconditionFailure("annotation broke a record header") }
+        return AuditRecord(text: text, header: header)
     }
 }

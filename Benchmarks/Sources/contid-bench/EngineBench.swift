@@ -12,12 +12,19 @@ enum EngineBench {
         var processes = 100_000
         var events = 20_000_000
         var containers = 50
+        /// A log whose events are annotated whole (EventAnnotator), when given.
+        var corpus: String? = nil
     }
 
     static func parse(_ args: ArraySlice<String>) -> Options? {
         var o = Options()
         var rest = args
         while let flag = rest.popFirst() {
+            if flag == "--corpus" {
+                guard let path = rest.popFirst() else { return nil }
+                o.corpus = path
+                continue
+            }
             guard let value = rest.popFirst().flatMap({ Int($0) }), value > 0 else { return nil }
             switch flag {
             case "--processes": o.processes = value
@@ -150,6 +157,9 @@ enum EngineBench {
         print("events/s: \(Int(Double(o.events) / seconds))")
         print("bytes per tracked process: \(perProcess(before, after))")
         print("rss bytes per tracked process: \(perProcess(rssBefore, rssAfter))")
+        if let corpus = o.corpus {
+            AnnotateBench.run(registry: registry, pids: all, corpus: corpus, events: min(o.events, 2_000_000))
+        }
     }
 }
 
