@@ -42,6 +42,19 @@ public struct RecordHeader: Sendable, Equatable {
     public var length: Int32
 
     public var hasEnrichment: Bool { bodyEnd < length }
+
+    public init(type: AuditRecordType, node: Range<Int32>, typeName: Range<Int32>, time: AuditTime, serial: UInt32,
+                hasColon: Bool, bodyStart: Int32, bodyEnd: Int32, length: Int32) {
+        self.type = type
+        self.node = node
+        self.typeName = typeName
+        self.time = time
+        self.serial = serial
+        self.hasColon = hasColon
+        self.bodyStart = bodyStart
+        self.bodyEnd = bodyEnd
+        self.length = length
+    }
 }
 
 public enum RecordScanner {

@@ -78,8 +78,15 @@ public enum EventAnnotator {
         text += template.text[Int(h.typeName.upperBound)..<Int(h.bodyStart)]
         if !h.hasColon { text.append(UInt8(ascii: ":")) }
         text.append(UInt8(ascii: " "))
+        let bodyStart = text.count - 1
         text += body
-        return parsed(text)
+        // The header is the template's, moved: no need to scan the line again.
+        let typeStart = Int(h.typeName.lowerBound)
+        let header = RecordHeader(
+            type: .containerID, node: h.node, typeName: Int32(typeStart)..<Int32(typeStart + 12),
+            time: h.time, serial: h.serial, hasColon: true,
+            bodyStart: Int32(bodyStart), bodyEnd: Int32(text.count), length: Int32(text.count))
+        return AuditRecord(text: text, header: header)
     }
 
     /// A record with ` record=N` appended to its body (before an ENRICHED part, if any).
@@ -90,13 +97,10 @@ public enum EventAnnotator {
         text += " record=".utf8
         text += String(n).utf8
         text += r.text[Int(r.header.bodyEnd)...]
-        return parsed(text)
-    }
-
-    /// Lines built from a valid record's parts parse: the header is unchanged.
-    private static func parsed(_ text: [UInt8]) -> AuditRecord {
-        let h = text.withUnsafeBytes { RecordScanner.scan($0) }
-        guard case .success(let header) = h else { preconditionFailure("annotation broke a record header") }
+        var header = r.header
+        let grown = Int32(text.count - r.text.count)
+        header.bodyEnd += grown
+        header.length += grown
         return AuditRecord(text: text, header: header)
     }
 }

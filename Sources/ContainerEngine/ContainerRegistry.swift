@@ -472,7 +472,7 @@ public final class ContainerRegistry {
 
     /// Every tracked process, by pid.
     public func allProcesses() -> [ProcessState] {
-        processes.entries.keys.sorted().compactMap { process($0) }
+        processes.entries.pids.sorted().compactMap { process($0) }
     }
 
     /// A live container object.

@@ -21,7 +21,9 @@ struct ProcessEntry {
 }
 
 struct ProcessTable: ProcessTopology {
-    var entries: [Int32: ProcessEntry] = [:]
+    var entries = PIDMap<ProcessEntry>(filler: ProcessEntry(
+        start: 0, parentStart: 0, parent: 0, container: ProcessEntry.noContainer,
+        children: 0, threads: 0, namespaces: 0, capContID: false))
 
     init() {}
 

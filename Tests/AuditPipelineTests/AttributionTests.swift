@@ -106,3 +106,29 @@ import ContainerEngine
         #expect(got[32] == "")
     }
 }
+
+@Suite struct AnnotatedRecordTests {
+    /// Records built by the annotator carry exactly the header a fresh parse gives.
+    @Test func annotatedRecordsHaveTheHeadersOfAFreshParse() throws {
+        let registry = ContainerRegistry()
+        registry.apply(.discovered(ProcessKey(pid: 10, start: 1), parent: 0))
+        registry.apply(.discovered(ProcessKey(pid: 11, start: 2), parent: 10))
+        let writer = Writer(process: ProcessKey(pid: 10, start: 1), hasAuditControl: true, comm: "o", exe: "/o")
+        try registry.register(writer: writer, target: ProcessKey(pid: 11, start: 2), id: ContainerID(77))
+        for line in [
+            "node=n1 type=SYSCALL msg=audit(1.000:5): syscall=1 pid=11 key=(null)\u{1D}ARCH=x86_64",
+            "type=SYSCALL msg=audit(1.000:5): syscall=1 pid=11 key=(null)",
+        ] {
+            let e = AuditEvent(node: nil, serial: 5, time: AuditTime(seconds: 1, milliseconds: 0), records: [try AuditRecord(parsing: line)])
+            let (out, chain) = EventAnnotator.annotate(e, registry: registry)
+            #expect(chain == "77")
+            #expect(out.records.count == 2)
+            for r in out.records {
+                let fresh = try AuditRecord(parsing: r.text)
+                #expect(fresh.header == r.header, "\(r.line)")
+            }
+            #expect(out.records[1].line.hasSuffix("type=CONTAINER_ID msg=audit(1.000:5): record=1 contid=77"))
+            #expect(out.records[0].line.contains("key=(null) record=1"))
+        }
+    }
+}
