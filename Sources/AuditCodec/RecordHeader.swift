@@ -113,11 +113,31 @@ public enum RecordScanner {
             return .failure(AuditParseError(.missingTimestamp, column: p + 1))
         }
         p += litCount
-        // SECONDS
+        let stamp: (time: AuditTime, serial: UInt32)
+        switch parseStamp(base, &p, n) {
+        case .success(let v): stamp = v
+        case .failure(let e): return .failure(e)
+        }
+        var colon = false
+        if p < n, base[p] == UInt8(ascii: ":") { colon = true; p += 1 }
+        // The body ends at the first 0x1D (ENRICHED part), if any.
+        var end = n
+        if let sep = memchr(base + p, Int32(enrichmentSeparator), n - p) {
+            end = base.distance(to: sep.assumingMemoryBound(to: UInt8.self))
+        }
+        return .success(RecordHeader(
+            type: type, node: node, typeName: Int32(nameStart)..<Int32(nameStart + name.count),
+            time: stamp.time, serial: stamp.serial,
+            hasColon: colon, bodyStart: Int32(p), bodyEnd: Int32(end), length: Int32(n)))
+    }
+
+    /// `SECONDS.MMM:SERIAL)` from p (just after `audit(`); leaves p after the `)`.
+    @inline(__always)
+    static func parseStamp(_ base: UnsafePointer<UInt8>, _ p: inout Int, _ n: Int) -> Result<(time: AuditTime, serial: UInt32), AuditParseError> {
         var seconds: UInt64 = 0
         let secStart = p
-        while p < n, base[p] >= UInt8(ascii: "0"), base[p] <= UInt8(ascii: "9"), p - secStart < 19 {
-            seconds = seconds &* 10 &+ UInt64(base[p] &- UInt8(ascii: "0"))
+        while p < n, isDigit(base[p]), p - secStart < 19 {
+            seconds = seconds &* 10 &+ UInt64(base[p] &- 48)
             p += 1
         }
         guard p > secStart, p < n, base[p] == UInt8(ascii: ".") else {
@@ -130,7 +150,6 @@ public enum RecordScanner {
         }
         let ms = UInt16(base[p] &- 48) &* 100 &+ UInt16(base[p + 1] &- 48) &* 10 &+ UInt16(base[p + 2] &- 48)
         p += 4
-        // SERIAL (u32)
         var serial: UInt64 = 0
         let serStart = p
         while p < n, isDigit(base[p]), p - serStart < 10 {
@@ -141,17 +160,7 @@ public enum RecordScanner {
             return .failure(AuditParseError(.badTimestamp("expected a serial number (0-4294967295) and ')'"), column: p + 1))
         }
         p += 1
-        var colon = false
-        if p < n, base[p] == UInt8(ascii: ":") { colon = true; p += 1 }
-        // The body ends at the first 0x1D (ENRICHED part), if any.
-        var end = n
-        if let sep = memchr(base + p, Int32(enrichmentSeparator), n - p) {
-            end = base.distance(to: sep.assumingMemoryBound(to: UInt8.self))
-        }
-        return .success(RecordHeader(
-            type: type, node: node, typeName: Int32(nameStart)..<Int32(nameStart + name.count),
-            time: AuditTime(seconds: seconds, milliseconds: ms), serial: UInt32(serial),
-            hasColon: colon, bodyStart: Int32(p), bodyEnd: Int32(end), length: Int32(n)))
+        return .success((AuditTime(seconds: seconds, milliseconds: ms), UInt32(serial)))
     }
 
     /// Parses a kernel netlink payload `audit(SEC.MS:SERIAL): BODY` whose type came in nlmsg_type.
@@ -162,26 +171,16 @@ public enum RecordScanner {
               memcmp(base, "audit(", 6) == 0
         else { return .failure(AuditParseError(.missingTimestamp, column: 1)) }
         var p = 6
-        var seconds: UInt64 = 0
-        let secStart = p
-        while p < n, isDigit(base[p]), p - secStart < 19 { seconds = seconds &* 10 &+ UInt64(base[p] &- 48); p += 1 }
-        guard p > secStart, p + 4 < n, base[p] == UInt8(ascii: "."), isDigit(base[p + 1]), isDigit(base[p + 2]),
-              isDigit(base[p + 3]), base[p + 4] == UInt8(ascii: ":")
-        else { return .failure(AuditParseError(.badTimestamp("expected SECONDS.MMM:"), column: p + 1)) }
-        let ms = UInt16(base[p + 1] &- 48) &* 100 &+ UInt16(base[p + 2] &- 48) &* 10 &+ UInt16(base[p + 3] &- 48)
-        p += 5
-        var serial: UInt64 = 0
-        let serStart = p
-        while p < n, isDigit(base[p]), p - serStart < 10 { serial = serial &* 10 &+ UInt64(base[p] &- 48); p += 1 }
-        guard p > serStart, serial <= UInt64(UInt32.max), p < n, base[p] == UInt8(ascii: ")") else {
-            return .failure(AuditParseError(.badTimestamp("expected a serial number and ')'"), column: p + 1))
+        let stamp: (time: AuditTime, serial: UInt32)
+        switch parseStamp(base, &p, n) {
+        case .success(let v): stamp = v
+        case .failure(let e): return .failure(e)
         }
-        p += 1
         var colon = false
         if p < n, base[p] == UInt8(ascii: ":") { colon = true; p += 1 }
         return .success(RecordHeader(
-            type: type, node: 0..<0, typeName: 0..<0, time: AuditTime(seconds: seconds, milliseconds: ms),
-            serial: UInt32(serial), hasColon: colon, bodyStart: Int32(p), bodyEnd: Int32(n), length: Int32(n)))
+            type: type, node: 0..<0, typeName: 0..<0, time: stamp.time,
+            serial: stamp.serial, hasColon: colon, bodyStart: Int32(p), bodyEnd: Int32(n), length: Int32(n)))
     }
 
     @inline(__always) static func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }

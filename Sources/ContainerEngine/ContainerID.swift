@@ -25,15 +25,6 @@ public struct ContainerID: Hashable, Comparable, Sendable, CustomStringConvertib
         (a.high, a.low) < (b.high, b.low)
     }
 
-    public var description: String { String(decoding: bytes, as: UTF8.self) }
-
-    /// The printed form as bytes (decimal or canonical UUID).
-    public var bytes: [UInt8] {
-        var out: [UInt8] = []
-        append(to: &out)
-        return out
-    }
-
     public func append(to out: inout [UInt8]) {
         if high == 0 {
             appendDecimal(low, to: &out)
@@ -156,14 +147,6 @@ public struct ContainerChain: Hashable, Sendable, CustomStringConvertible {
     @inline(__always)
     public func contains(_ id: ContainerID) -> Bool { ids.contains(id) }
 
-    public var description: String { String(decoding: bytes, as: UTF8.self) }
-
-    public var bytes: [UInt8] {
-        var out: [UInt8] = []
-        append(to: &out)
-        return out
-    }
-
     public func append(to out: inout [UInt8]) {
         if ids.isEmpty {
             out.append(UInt8(ascii: "-"))
@@ -205,3 +188,21 @@ public struct ContainerChain: Hashable, Sendable, CustomStringConvertible {
         return chains
     }
 }
+
+/// Values printed into records byte by byte; their text and bytes come from `append(to:)`.
+public protocol RecordPrintable: CustomStringConvertible {
+    func append(to out: inout [UInt8])
+}
+
+extension RecordPrintable {
+    /// The printed form as bytes.
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        append(to: &out)
+        return out
+    }
+    public var description: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+extension ContainerID: RecordPrintable {}
+extension ContainerChain: RecordPrintable {}
