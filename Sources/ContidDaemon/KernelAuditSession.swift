@@ -102,6 +102,13 @@ final class KernelAuditSession {
     static func kernelRule(_ p: ParsedRule) -> AuditRule {
         let fields = p.fields.map { f -> AuditRule.Field in
             let op = AuditRule.Operator(rawValue: f.op) ?? .equal
+            // `-w PATH` on a directory watches the tree (AUDIT_DIR), as auditctl decides by stat.
+            if f.kind == AuditRule.FieldKind.watch.rawValue, case .string(let path) = f.value {
+                var st = stat()
+                if stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
+                    return AuditRule.Field(.directory, op, .string(path))
+                }
+            }
             switch f.value {
             case .number(let n): return AuditRule.Field(AuditRule.FieldKind(rawValue: f.kind), op, .number(n))
             case .string(let s): return AuditRule.Field(AuditRule.FieldKind(rawValue: f.kind), op, .string(s))

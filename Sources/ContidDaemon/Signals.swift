@@ -18,6 +18,11 @@ enum SignalPipe {
         }
         signalPipeWrite = fds[1]
         signal(SIGPIPE, SIG_IGN)
+        // A parent may have started us with signals blocked (posix_spawn keeps the mask).
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in handled { sigaddset(&set, s) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         for s in handled {
             signal(s) { sig in
                 var b = UInt8(truncatingIfNeeded: sig)
