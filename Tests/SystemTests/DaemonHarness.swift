@@ -51,6 +51,7 @@ final class DaemonHarness {
     /// contidd and contid next to the test bundle (`swift test` builds them), else in the package's build dirs.
     static func binaries() throws -> (String, String) {
         var dirs: [String] = []
+        if let d = getenv("CONTID_TEST_BIN_DIR") { dirs.append(String(cString: d)) }
         let exe = realPath("/proc/self/exe")
         if let slash = exe.lastIndex(of: "/") { dirs.append(String(exe[..<slash])) }
         let here = #filePath
@@ -141,9 +142,24 @@ final class DaemonHarness {
 
     // MARK: the host log
 
+    /// The host log's lines, rotated files first (audit.log.N ... audit.log.1, audit.log).
     var logLines: [String] {
-        let text = String(decoding: (try? readAll(logDir + "/audit.log")) ?? [], as: UTF8.self)
-        return text.split(separator: "\n").map(String.init)
+        var files = [logDir + "/audit.log"]
+        var k = 1
+        while access("\(logDir)/audit.log.\(k)", F_OK) == 0 {
+            files.insert("\(logDir)/audit.log.\(k)", at: 0)
+            k += 1
+        }
+        return files.flatMap { f in
+            String(decoding: (try? readAll(f)) ?? [], as: UTF8.self).split(separator: "\n").map(String.init)
+        }
+    }
+
+    /// How many rotated files exist (audit.log.1 ...).
+    var rotatedFiles: Int {
+        var k = 0
+        while access("\(logDir)/audit.log.\(k + 1)", F_OK) == 0 { k += 1 }
+        return k
     }
 
     /// The log's records grouped by serial, in file order.
