@@ -48,6 +48,7 @@ public final class Daemon {
     private var eventsFiltered = 0
     private var submitFailures = 0
     private var writeErrors = 0
+    private var reregistrations = 0
     private var lastReport = ""
     private let trackingKeyBytes = Array(" key=\"\(AuditRule.trackingKey)\"".utf8)
 
@@ -183,7 +184,10 @@ public final class Daemon {
                 }
                 if now - lastStatus >= 1000 {
                     lastStatus = now
-                    if let s = try? control.status() { kernelLost = s.lost }
+                    if let s = try? control.status() {
+                        kernelLost = s.lost
+                        if source == .netlink, s.pid != UInt32(bitPattern: ownPID) { reregister() }
+                    }
                 }
                 if configuration.reportInterval > 0, now - lastReportTime >= UInt64(configuration.reportInterval) * 1000 {
                     lastReportTime = now
@@ -327,6 +331,20 @@ public final class Daemon {
         }
     }
 
+    /// The kernel drops its audit daemon when records cannot be delivered for too
+    /// long (kauditd retry queue overflow); records meanwhile went to printk and
+    /// show up here as sequence gaps. Register again.
+    private func reregister() {
+        guard let reader, let session else { return }
+        reregistrations += 1
+        Log.warning("the kernel no longer sends records to contidd (registered pid is not ours); registering again")
+        do {
+            try session.becomeAuditDaemon(reader: reader) { [unowned self] m in self.batch.appendKernelRecord(type: m.type, payload: m.payload) }
+        } catch {
+            Log.error("registering again as the audit daemon: \(error)")
+        }
+    }
+
     // MARK: records of contid's own
 
     /// Sends the registry's records through the kernel (its timestamp and serial;
@@ -455,6 +473,7 @@ public final class Daemon {
             + " kernel_lost=\(kernelLost &- kernelLostAtStart) sequence_gaps=\(c.lost) socket_overruns=\(reader?.gaps ?? 0)"
             + " connector_overruns=\(tracker.connectorGaps) rescans=\(tracker.rescans) discovered=\(tracker.discoveredFromRecords)"
             + " pending_exits=\(tracker.pendingExitCount) submit_failures=\(submitFailures) write_errors=\(writeErrors)"
+            + " reregistrations=\(reregistrations)"
     }
 
     private func reportLosses(always: Bool) {
