@@ -30,6 +30,11 @@ public struct ParsedRule: Hashable, Sendable {
         /// AUDIT_EQUAL etc. (the operator bits).
         public var op: UInt32
         public var value: Value
+        public init(kind: UInt32, op: UInt32, value: Value) {
+            self.kind = kind
+            self.op = op
+            self.value = value
+        }
     }
 
     /// AUDIT_FILTER_* list: user 0, task 1, exit 4, exclude 5, filesystem 6.
