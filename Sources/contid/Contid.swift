@@ -11,5 +11,11 @@ struct Contid: ParsableCommand {
             and every audit event carries it. contidd does the work; this tool talks to it \
             and reads its logs.
             """,
-        subcommands: [ReplayCommand.self])
+        subcommands: [
+            SetCommand.self, GetCommand.self, CapContIDCommand.self, PsCommand.self, StatusCommand.self,
+            ReplayCommand.self,
+        ])
+
+    /// `contid --run-dir DIR set ...`: given before the subcommand, it reaches the subcommand's own group.
+    @OptionGroup var daemon: DaemonSocketOptions
 }

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The live daemon benchmark: the same workload (about RATE exec/s for SECONDS s:
+# each child execs busybox sh, which opens a watched file for writing) under the
+# same rules (contid's tracking rules + one watch), once with auditd
+# (log_format = RAW) and once with contidd. Prints each daemon's CPU seconds
+# (utime + stime from /proc/PID/stat), the events each logged, the kernel's lost
+# delta for each, and the ratio contidd/auditd (target <= 1.0).
+# Needs root, auditd installed and not running. Restores kernel audit state.
+# Usage: Benchmarks/live.sh [RATE] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rate="${1:-1000}"
+seconds="${2:-30}"
+scratch="${SCRATCH_PATH:-.build}"
+
+[ "$(id -u)" = 0 ] || { echo "live.sh needs root (it runs audit daemons)" >&2; exit 1; }
+if pgrep -x auditd >/dev/null || pgrep -x contidd >/dev/null; then
+  echo "an auditd or contidd is running; stop it first" >&2; exit 1
+fi
+swift build -c release --scratch-path "$scratch" --product contidd >&2
+contidd="$scratch/release/contidd"
+
+work="$(mktemp -d /tmp/contid-live-XXXXXX)"
+chmod 755 "$work"
+watched="$work/watched"
+: > "$watched"
+found_enabled=$(auditctl -s | awk '$1 == "enabled" {print $2}')
+found_backlog=$(auditctl -s | awk '$1 == "backlog_limit" {print $2}')
+
+restore() {
+  for p in $(pgrep -x auditd) $(pgrep -x contidd); do kill -TERM "$p" 2>/dev/null || true; done
+  sleep 1
+  auditctl -D >/dev/null 2>&1 || true
+  auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap restore EXIT
+
+rules="-a always,exit -F arch=b64 -S clone,fork,vfork,execve,exit_group,unshare,setns,execveat,clone3 -k contid-track
+-a always,exit -F arch=b32 -S fork,execve,clone,vfork,exit_group,unshare,setns,execveat,clone3 -k contid-track
+-w $watched -p wa -k bench"
+
+# The workload: fork + exec of `busybox sh -c ': >> FILE'`, paced at RATE/s.
+workload() {
+  perl -MTime::HiRes=time,sleep -e '
+    my ($rate, $secs, $file) = @ARGV;
+    $SIG{CHLD} = "IGNORE";
+    my $start = time; my $n = 0;
+    while (1) {
+      my $due = $start + $n / $rate;
+      my $now = time;
+      last if $now - $start >= $secs;
+      sleep($due - $now) if $due > $now;
+      my $pid = fork();
+      if (defined $pid && $pid == 0) { exec "/usr/bin/busybox", "sh", "-c", ": >> $file" or exit 127; }
+      $n++;
+    }
+    printf STDERR "workload: %d execs in %.1f s\n", $n, time - $start;
+  ' "$rate" "$seconds" "$watched"
+}
+
+cpu_seconds() {  # utime + stime of a live process, in seconds
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
+}
+lost() { auditctl -s | awk '$1 == "lost" {print $2}'; }
+
+# --- auditd -----------------------------------------------------------------
+mkdir -p "$work/auditd" "$work/auditd/plugins"
+cat > "$work/auditd/auditd.conf" <<EOF
+local_events = yes
+write_logs = yes
+log_file = $work/auditd/audit.log
+log_group = root
+log_format = RAW
+flush = INCREMENTAL_ASYNC
+freq = 50
+max_log_file = 500
+num_logs = 5
+priority_boost = 4
+name_format = NONE
+max_log_file_action = ROTATE
+space_left = 2
+space_left_action = IGNORE
+admin_space_left = 1
+admin_space_left_action = IGNORE
+disk_full_action = IGNORE
+disk_error_action = IGNORE
+use_libwrap = no
+plugin_dir = $work/auditd/plugins
+q_depth = 2000
+overflow_action = SYSLOG
+max_restarts = 10
+end_of_event_timeout = 2
+EOF
+chmod 640 "$work/auditd/auditd.conf"
+auditctl -D >/dev/null
+auditctl -b 8192 >/dev/null
+while read -r line; do auditctl $line >/dev/null; done <<<"$rules"
+auditd -n -c "$work/auditd" >"$work/auditd.out" 2>&1 &
+auditd_pid=$!
+sleep 2
+lost0=$(lost)
+workload
+sleep 2
+auditd_cpu=$(cpu_seconds "$auditd_pid")
+auditd_lost=$(( $(lost) - lost0 ))
+kill -TERM "$auditd_pid"; wait "$auditd_pid" 2>/dev/null || true
+auditd_events=$(cat "$work"/auditd/audit.log* | grep -c 'key="bench"' || true)
+auditctl -D >/dev/null
+auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null
+
+# --- contidd ----------------------------------------------------------------
+mkdir -p "$work/rules.d"
+printf -- '-w %s -p wa -k bench\n' "$watched" > "$work/rules.d/10-bench.rules"
+printf 'max_log_file = 500\nnum_logs = 5\nflush = incremental_async\nfreq = 50\nbacklog_limit = 8192\n' > "$work/contidd.conf"
+"$contidd" --source netlink --config "$work/contidd.conf" --log-dir "$work/contidd" --run-dir "$work/run" \
+  --state-dir "$work/state" --rules-dir "$work/rules.d" --log-format raw 2>"$work/contidd.err" &
+contidd_pid=$!
+for _ in $(seq 50); do [ -S "$work/run/contid.sock" ] && break; sleep 0.1; done
+sleep 1
+lost0=$(lost)
+workload
+sleep 2
+contidd_cpu=$(cpu_seconds "$contidd_pid")
+contidd_lost=$(( $(lost) - lost0 ))
+kill -TERM "$contidd_pid"; wait "$contidd_pid" || true
+contidd_events=$(cat "$work"/contidd/audit.log* | grep -c 'key="bench"' || true)
+contidd_attributed=$(cat "$work"/contidd/audit.log* | grep -c '^type=CONTAINER_ID' || true)
+grep -E 'losses|processes=' "$work/contidd.err" | sed 's/^/  /' >&2 || true
+
+echo "workload: ~${rate} exec/s for ${seconds} s, rules: tracking (clone..clone3, b64+b32) + one watch"
+echo "auditd  (RAW):  cpu ${auditd_cpu} s, events ${auditd_events}, kernel lost ${auditd_lost}"
+echo "contidd (raw):  cpu ${contidd_cpu} s, events ${contidd_events}, kernel lost ${contidd_lost}"
+awk -v c="$contidd_cpu" -v a="$auditd_cpu" \
+  'BEGIN { r = (a > 0 ? c / a : 0); printf "ratio contidd/auditd: %.2f (target <= 1.0) %s\n", r, (r <= 1.0 ? "ok" : "ABOVE TARGET") }'

@@ -1,0 +1,269 @@
+// The host trail (SPEC §7): auditd's log format, RAW or ENRICHED, so ausearch
+// and aureport read it; size-based rotation and a flush policy like auditd's.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import AuditCodec
+
+public enum HostLogFormat: String, CaseIterable, Sendable {
+    /// Records as the kernel wrote them.
+    case raw
+    /// Each record followed by 0x1D and interpreted fields (`ARCH=x86_64 SYSCALL=execve UID="root"`).
+    case enriched
+}
+
+/// When written data is forced to disk (auditd.conf `flush`).
+public enum HostLogFlush: String, CaseIterable, Sendable {
+    /// Written to the file after each batch; the kernel's page cache decides the rest.
+    case none
+    /// fdatasync every `freq` records.
+    case incremental
+    /// Same as incremental (auditd does it from a thread; contidd from its loop).
+    case incrementalAsync = "incremental_async"
+    /// fdatasync after every batch.
+    case data
+    /// fsync after every batch.
+    case sync
+}
+
+// MARK: - record forms
+
+public enum HostLogForm {
+    /// A record contid sent through the kernel as a user message comes back as
+    /// `pid=OURS uid=0 auid=.. ses=.. msg='op=set ...'`. For records of contid's own
+    /// types (2900-2907) from `ownPID`, the log gets the SPEC §6 form
+    /// `type=CONTAINER_OP msg=audit(T:S): op=set ...`: the kernel's time and serial,
+    /// the text contid wrote. Anything else (another sender of these types) is nil
+    /// and stays as the kernel wrote it.
+    public static func unwrapOwnRecord(_ record: AuditRecord, ownPID: Int32) -> AuditRecord? {
+        let t = record.type.rawValue
+        guard (2900...2907).contains(t), t != AuditRecordType.containerID.rawValue else { return nil }
+        let fields = record.fields
+        guard fields.first(where: { $0.name == "pid" })?.rawValue == String(ownPID),
+              let msg = fields.first(where: { $0.name == "msg" && $0.form == .singleQuoted })
+        else { return nil }
+        return AuditRecord.make(type: record.type, time: record.time, serial: record.serial, body: msg.unquoted,
+                                node: record.node)
+    }
+
+    /// The line a record is written as, RAW or ENRICHED (newline not included).
+    public static func line(_ record: AuditRecord, format: HostLogFormat, names: inout AccountNames) -> [UInt8] {
+        guard format == .enriched, !record.header.hasEnrichment else { return record.text }
+        var interpreted: [String] = []
+        var arch: AuditArch?
+        for f in record.fields where f.form != .word {
+            let name = f.name
+            if name == "arch" {
+                arch = AuditArch(field: f.rawValue)
+                if let arch { interpreted.append("ARCH=\(arch.name)") }
+            } else if name == "syscall", let arch, let n = Int(f.rawValue), let s = arch.syscallName(n) {
+                interpreted.append("SYSCALL=\(s)")
+            } else if uidFields.contains(name), let v = UInt32(f.rawValue) {
+                interpreted.append("\(name.uppercased())=\(AuditText.untrusted(names.user(v)))")
+            } else if gidFields.contains(name), let v = UInt32(f.rawValue) {
+                interpreted.append("\(name.uppercased())=\(AuditText.untrusted(names.group(v)))")
+            }
+        }
+        guard !interpreted.isEmpty else { return record.text }
+        var out = record.text
+        out.append(RecordScanner.enrichmentSeparator)
+        out += interpreted.joined(separator: " ").utf8
+        return out
+    }
+
+    static let uidFields: Set<String> = ["auid", "uid", "euid", "suid", "fsuid", "ouid", "oauid", "obj_uid", "sauid"]
+    static let gidFields: Set<String> = ["gid", "egid", "sgid", "fsgid", "ogid", "obj_gid"]
+}
+
+/// User and group names for ENRICHED output, looked up once per id. auditd's
+/// spellings: `root`, `unset` for 4294967295, `unknown(4245)` for ids without a name.
+public struct AccountNames {
+    private var users: [UInt32: String] = [:]
+    private var groups: [UInt32: String] = [:]
+    private let lookUpUser: (UInt32) -> String?
+    private let lookUpGroup: (UInt32) -> String?
+
+    public init(user: @escaping (UInt32) -> String? = AccountNames.systemUser,
+                group: @escaping (UInt32) -> String? = AccountNames.systemGroup) {
+        lookUpUser = user
+        lookUpGroup = group
+    }
+
+    public mutating func user(_ id: UInt32) -> String {
+        if id == UInt32.max { return "unset" }
+        if let n = users[id] { return n }
+        let n = lookUpUser(id) ?? "unknown(\(id))"
+        users[id] = n
+        return n
+    }
+
+    public mutating func group(_ id: UInt32) -> String {
+        if id == UInt32.max { return "unset" }
+        if let n = groups[id] { return n }
+        let n = lookUpGroup(id) ?? "unknown(\(id))"
+        groups[id] = n
+        return n
+    }
+
+    public static func systemUser(_ id: UInt32) -> String? {
+        var pw = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getpwuid_r(id, &pw, &buffer, buffer.count, &result) == 0, result != nil, let name = pw.pw_name else { return nil }
+        return String(cString: name)
+    }
+
+    public static func systemGroup(_ id: UInt32) -> String? {
+        var gr = Glibc.group()
+        var result: UnsafeMutablePointer<Glibc.group>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getgrgid_r(id, &gr, &buffer, buffer.count, &result) == 0, result != nil, let name = gr.gr_name else { return nil }
+        return String(cString: name)
+    }
+}
+
+// MARK: - the file
+
+/// A failure writing the host log: which file and the errno.
+public struct HostLogError: Error, CustomStringConvertible {
+    public var path: String
+    public var operation: String
+    public var errno: Int32
+    public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
+}
+
+/// Writes `DIR/audit.log`, rotating to `audit.log.1` ... `audit.log.(numLogs-1)`
+/// when the next event would pass `maxFileBytes` (auditd's `max_log_file_action = rotate`).
+/// Lines are buffered and written by `flush()`, which the daemon calls after each batch.
+public final class HostLogWriter {
+    public let directory: String
+    public let path: String
+    public let format: HostLogFormat
+    public let maxFileBytes: Int
+    public let numLogs: Int
+    public let flushPolicy: HostLogFlush
+    public let frequency: Int
+
+    private var fd: Int32 = -1
+    private var size = 0
+    private var buffer: [UInt8] = []
+    private var recordsSinceSync = 0
+    private var names = AccountNames()
+    public private(set) var recordsWritten = 0
+    public private(set) var eventsWritten = 0
+    public private(set) var rotations = 0
+
+    /// `maxFileBytes` 0 means never rotate. `numLogs` counts audit.log itself (at least 2 to rotate).
+    public init(directory: String, format: HostLogFormat = .raw, maxFileBytes: Int = 8 << 20, numLogs: Int = 5,
+                flush: HostLogFlush = .incrementalAsync, frequency: Int = 50) throws {
+        self.directory = directory
+        self.path = directory + "/audit.log"
+        self.format = format
+        self.maxFileBytes = maxFileBytes
+        self.numLogs = max(1, numLogs)
+        self.flushPolicy = flush
+        self.frequency = max(1, frequency)
+        buffer.reserveCapacity(1 << 16)
+        try open()
+    }
+
+    deinit { close() }
+
+    private func open() throws {
+        fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw HostLogError(path: path, operation: "open", errno: errno) }
+        var st = stat()
+        size = fstat(fd, &st) == 0 ? Int(st.st_size) : 0
+    }
+
+    /// Writes an event's records (EOE left out, as auditd does).
+    public func write(_ event: AuditEvent) throws {
+        var lines: [[UInt8]] = []
+        lines.reserveCapacity(event.records.count)
+        for r in event.records where r.type != .eoe { lines.append(HostLogForm.line(r, format: format, names: &names)) }
+        try write(lines: lines)
+        eventsWritten += 1
+    }
+
+    /// Writes one record (a standalone event).
+    public func write(_ record: AuditRecord) throws {
+        try write(lines: [HostLogForm.line(record, format: format, names: &names)])
+        eventsWritten += 1
+    }
+
+    private func write(lines: [[UInt8]]) throws {
+        let bytes = lines.reduce(0) { $0 + $1.count + 1 }
+        if maxFileBytes > 0, numLogs > 1, size + buffer.count > 0, size + buffer.count + bytes > maxFileBytes {
+            try flush()
+            try rotate()
+        }
+        for l in lines {
+            buffer += l
+            buffer.append(0x0A)
+        }
+        recordsWritten += lines.count
+        recordsSinceSync += lines.count
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    /// Writes the buffer to the file and applies the flush policy.
+    public func flush() throws {
+        if !buffer.isEmpty {
+            var off = 0
+            while off < buffer.count {
+                let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw HostLogError(path: path, operation: "write", errno: errno)
+                }
+                off += n
+            }
+            size += buffer.count
+            buffer.removeAll(keepingCapacity: true)
+            switch flushPolicy {
+            case .none: break
+            case .incremental, .incrementalAsync:
+                if recordsSinceSync >= frequency {
+                    _ = fdatasync(fd)
+                    recordsSinceSync = 0
+                }
+            case .data: _ = fdatasync(fd)
+            case .sync: _ = fsync(fd)
+            }
+        }
+    }
+
+    /// audit.log.(n-1) is dropped, each audit.log.k moves to k+1, audit.log becomes audit.log.1.
+    public func rotate() throws {
+        _ = fsync(fd)
+        Glibc.close(fd)
+        fd = -1
+        if numLogs > 1 {
+            unlink("\(path).\(numLogs - 1)")
+            var k = numLogs - 2
+            while k >= 1 {
+                rename("\(path).\(k)", "\(path).\(k + 1)")
+                k -= 1
+            }
+            if rename(path, "\(path).1") != 0 && errno != ENOENT {
+                throw HostLogError(path: path, operation: "rename", errno: errno)
+            }
+        }
+        rotations += 1
+        try open()
+    }
+
+    public func close() {
+        guard fd >= 0 else { return }
+        try? flush()
+        _ = fsync(fd)
+        Glibc.close(fd)
+        fd = -1
+    }
+
+    /// Bytes in the current file (written and buffered).
+    public var currentSize: Int { size + buffer.count }
+}

@@ -1,0 +1,224 @@
+import AuditCodec
+import AuditPipeline
+import Glibc
+import LinuxAudit
+
+// What contidd changes in the kernel's audit configuration, and how it puts it
+// back: enabled, the registered daemon pid, backlog_limit and the rules it
+// added or deleted. The state as found is kept on disk (STATE_DIR/kernel.state)
+// so that after a kill -9 the next contidd still restores what the first found.
+
+final class KernelAuditSession {
+    let control: AuditNetlink
+    let statePath: String
+    /// The status before contidd changed anything (from kernel.state after a crash).
+    private(set) var found: AuditStatus
+    private(set) var added: [AuditRule] = []
+    private(set) var deleted: [AuditRule] = []
+    private(set) var registered = false
+    private var changedEnabled = false
+    private var changedBacklog = false
+
+    init(control: AuditNetlink, stateDirectory: String) throws {
+        self.control = control
+        self.statePath = stateDirectory + "/kernel.state"
+        found = try control.status()
+        if let leftover = Self.load(statePath) {
+            Log.warning("\(statePath): a previous contidd did not stop cleanly; undoing its \(leftover.added.count) rules")
+            for rule in leftover.added.reversed() { try? control.deleteRule(rule) }
+            for rule in leftover.deleted { try? control.addRule(rule) }
+            if leftover.enabled != found.enabled, leftover.enabled <= 1 { try? control.setEnabled(leftover.enabled == 1) }
+            if leftover.backlogLimit != found.backlogLimit { try? control.setBacklogLimit(leftover.backlogLimit) }
+            found = try control.status()
+        }
+        guard found.enabled != 2 else {
+            throw DaemonError("the kernel audit configuration is locked (enabled=2) until reboot; contidd cannot add its rules")
+        }
+    }
+
+    /// Registers `reader` as the audit daemon (netlink source), enabling audit as auditd does.
+    func becomeAuditDaemon(reader: AuditNetlink, otherMessages: @escaping (AuditNetlinkMessage) -> Void) throws {
+        try reader.register(otherMessages: otherMessages)
+        registered = true
+        if found.enabled == 0 {
+            try control.setEnabled(true)
+            changedEnabled = true
+        }
+        try save()
+    }
+
+    func setBacklogLimit(_ limit: UInt32) throws {
+        guard limit != 0, limit != found.backlogLimit else { return }
+        try control.setBacklogLimit(limit)
+        changedBacklog = true
+        try save()
+    }
+
+    /// Loads the rules: the user's in order (`-D` deletes what is there first), then
+    /// contid's tracking rules appended after them (the kernel reports the key of
+    /// the first matching exit rule), then the self-exclusion rule at the head.
+    func loadRules(_ lines: [RuleLine], backlog: inout UInt32) throws -> ContainerRuleFilter {
+        var filter = ContainerRuleFilter()
+        for line in lines {
+            switch line.command {
+            case .deleteAll:
+                for rule in try control.listRules() where !added.contains(rule) {
+                    try control.deleteRule(rule)
+                    deleted.append(rule)
+                }
+                try save()
+            case .backlogLimit(let n):
+                backlog = n
+            case let .add(parsed, prepend):
+                let rule = Self.kernelRule(parsed)
+                do {
+                    try control.addRule(rule, prepend: prepend)
+                    added.append(rule)
+                    try save()
+                } catch LinuxAuditError.rejected(_, let e) where e == .fileExists {
+                    Log.warning("\(line.file):\(line.line): the kernel has this rule already; left as it is")
+                } catch {
+                    throw DaemonError("\(line.file):\(line.line): the kernel refused the rule: \(error)")
+                }
+                filter.add(parsed)
+            }
+        }
+        let own = AuditRule.contidRules()
+        for rule in own.dropFirst() { try addOwn(rule, prepend: false) }
+        try addOwn(own[0], prepend: true)
+        return filter
+    }
+
+    private func addOwn(_ rule: AuditRule, prepend: Bool) throws {
+        do {
+            try control.addRule(rule, prepend: prepend)
+        } catch LinuxAuditError.rejected(_, let e) where e == .fileExists {
+            // Left by a contidd that was killed; it is ours, deleted on exit.
+        }
+        added.append(rule)
+        try save()
+    }
+
+    static func kernelRule(_ p: ParsedRule) -> AuditRule {
+        let fields = p.fields.map { f -> AuditRule.Field in
+            let op = AuditRule.Operator(rawValue: f.op) ?? .equal
+            // `-w PATH` on a directory watches the tree (AUDIT_DIR), as auditctl decides by stat.
+            if f.kind == AuditRule.FieldKind.watch.rawValue, case .string(let path) = f.value {
+                var st = stat()
+                if stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
+                    return AuditRule.Field(.directory, op, .string(path))
+                }
+            }
+            switch f.value {
+            case .number(let n): return AuditRule.Field(AuditRule.FieldKind(rawValue: f.kind), op, .number(n))
+            case .string(let s): return AuditRule.Field(AuditRule.FieldKind(rawValue: f.kind), op, .string(s))
+            }
+        }
+        return AuditRule(list: AuditRule.FilterList(rawValue: p.list), action: p.always ? .always : .never,
+                         syscalls: p.syscalls.map { AuditRule.Syscalls($0) } ?? .all, fields: fields)
+    }
+
+    /// Undoes everything: rules, registration, enabled, backlog. `beforeUnregister`
+    /// runs after the rules are gone and before the registration ends (to read the
+    /// last records). Errors are logged; the rest is still attempted.
+    func restore(reader: AuditNetlink?, beforeUnregister: () -> Void) {
+        for rule in added.reversed() {
+            do { try control.deleteRule(rule) } catch LinuxAuditError.rejected(_, let e) where e == .noSuchFileOrDirectory {
+            } catch { Log.error("deleting rule \(rule): \(error)") }
+        }
+        for rule in deleted {
+            do { try control.addRule(rule) } catch { Log.error("putting back rule \(rule): \(error)") }
+        }
+        beforeUnregister()
+        if registered, let reader {
+            do { try reader.unregister(otherMessages: { _ in }) } catch { Log.error("unregistering: \(error)") }
+        }
+        if changedBacklog {
+            do { try control.setBacklogLimit(found.backlogLimit) } catch { Log.error("restoring backlog_limit: \(error)") }
+        }
+        if changedEnabled, found.enabled <= 1 {
+            do { try control.setEnabled(found.enabled == 1) } catch { Log.error("restoring enabled: \(error)") }
+        }
+        unlink(statePath)
+    }
+
+    // MARK: kernel.state
+
+    struct Saved {
+        var enabled: UInt32
+        var backlogLimit: UInt32
+        var added: [AuditRule]
+        var deleted: [AuditRule]
+    }
+
+    private func save() throws {
+        var text = "# contidd: kernel audit state as found, and what contidd changed; removed on a clean stop\n"
+        text += "enabled \(found.enabled)\nbacklog_limit \(found.backlogLimit)\n"
+        for r in added { text += "added \(AuditText.hex(r.encoded()))\n" }
+        for r in deleted { text += "deleted \(AuditText.hex(r.encoded()))\n" }
+        try AtomicFile.write(Array(text.utf8), to: statePath)
+    }
+
+    static func load(_ path: String) -> Saved? {
+        guard let bytes = AtomicFile.read(path) else { return nil }
+        var saved = Saved(enabled: 0, backlogLimit: 0, added: [], deleted: [])
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { continue }
+            switch parts[0] {
+            case "enabled": saved.enabled = UInt32(parts[1]) ?? 0
+            case "backlog_limit": saved.backlogLimit = UInt32(parts[1]) ?? 0
+            case "added", "deleted":
+                guard let raw = AuditText.unhex(Array(parts[1].utf8)),
+                      let rule = raw.withUnsafeBytes({ try? AuditRule(decoding: $0) }) else { continue }
+                if parts[0] == "added" { saved.added.append(rule) } else { saved.deleted.append(rule) }
+            default: continue
+            }
+        }
+        return saved
+    }
+}
+
+/// A fatal daemon error with a message for people.
+struct DaemonError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Whole-file writes that are never seen half done: tmp + fsync + rename.
+enum AtomicFile {
+    static func write(_ bytes: [UInt8], to path: String) throws {
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw DaemonError("open \(tmp): \(String(cString: strerror(errno)))") }
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                close(fd)
+                throw DaemonError("write \(tmp): \(String(cString: strerror(e)))")
+            }
+            off += n
+        }
+        fsync(fd)
+        close(fd)
+        guard rename(tmp, path) == 0 else { throw DaemonError("rename \(tmp): \(String(cString: strerror(errno)))") }
+    }
+
+    static func read(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = Glibc.read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out += chunk[..<n]
+        }
+        return out
+    }
+}

@@ -1,0 +1,265 @@
+import ContainerEngine
+import Glibc
+import LinuxAudit
+
+// Exact process tracking (SPEC §5): the proc connector's FORK is queued to our
+// socket when the child is created, before it can cause any audit record, so
+// draining the connector before each batch of records makes inheritance exact.
+// Exits are held back: a process's last records (exit_group) reach us after
+// its EXIT, so its container must outlive it until they have been seen.
+
+/// Feeds the registry from the proc connector, /proc scans and the `ppid=` of
+/// records; holds exits for a grace period.
+final class ProcessTracker {
+    let registry: ContainerRegistry
+    let connector: ProcConnector
+    private let buffer = NetlinkReceiveBuffer()
+    let graceMilliseconds: UInt64
+
+    /// Exits waiting for the audit stream to pass them: (process, wall time of the EXIT in ms).
+    private var pendingExits: [(key: ProcessKey, wallMs: UInt64)] = []
+    private var pendingHead = 0
+    private var pendingByPID: [Int32: UInt64] = [:]
+
+    private(set) var connectorGaps = 0
+    private(set) var rescans = 0
+    private(set) var forks = 0
+    private(set) var exits = 0
+    /// Processes first seen in a record (their FORK was not seen), added with the record's ppid=.
+    private(set) var discoveredFromRecords = 0
+    /// Set when something changed that a registry snapshot should keep.
+    var changed = false
+
+    init(registry: ContainerRegistry, graceMilliseconds: Int) throws {
+        self.registry = registry
+        self.graceMilliseconds = UInt64(graceMilliseconds)
+        connector = try ProcConnector(receiveBufferSize: 32 << 20, filter: [.fork, .exit])
+    }
+
+    var descriptor: Int32 { connector.descriptor.rawValue }
+    var pendingExitCount: Int { pendingExits.count - pendingHead }
+
+    // MARK: connector
+
+    /// Reads every queued connector event without blocking. ENOBUFS means events
+    /// were lost: /proc is scanned again.
+    func drain() {
+        var lostSome = false
+        while true {
+            let result: NetlinkReceiveResult
+            do {
+                result = try connector.receive(into: buffer, timeout: .zero, maxDatagrams: 512) { event in
+                    self.apply(event)
+                }
+            } catch {
+                Log.error("proc connector: \(error)")
+                return
+            }
+            if result.gaps > 0 {
+                connectorGaps += result.gaps
+                lostSome = true
+            }
+            if result.datagrams + result.gaps < 512 { break }
+        }
+        if lostSome {
+            Log.warning("proc connector overflowed (\(connectorGaps) overruns so far); rescanning /proc")
+            scan()
+        }
+    }
+
+    private func apply(_ event: ProcEvent) {
+        switch event.kind {
+        case let .fork(_, parentTGID, childPID, childTGID):
+            if childPID != childTGID {
+                registry.apply(.created(parent: childTGID, child: ProcessKey(pid: childPID, start: 0), kind: .thread))
+                return
+            }
+            forks += 1
+            if pendingByPID[childPID] != nil { applyExit(pid: childPID) }
+            // The start time names the process for good (pid reuse); a child already gone gets 0.
+            let start = ProcStat.startTime(pid: childPID) ?? 0
+            registry.apply(.created(parent: parentTGID, child: ProcessKey(pid: childPID, start: start)))
+        case let .exit(pid, tgid, _, _, _, _):
+            if pid != tgid {
+                registry.apply(.threadExited(process: tgid))
+                return
+            }
+            guard let state = registry.process(pid) else { return }
+            exits += 1
+            if pendingByPID[pid] != nil { applyExit(pid: pid) }
+            pendingByPID[pid] = state.process.start
+            pendingExits.append((state.process, Clock.wallMilliseconds()))
+        default:
+            break
+        }
+    }
+
+    /// Applies the held exit of `pid` now (its pid is being reused, or it is due).
+    private func applyExit(pid: Int32) {
+        guard let start = pendingByPID.removeValue(forKey: pid) else { return }
+        registry.apply(.exited(ProcessKey(pid: pid, start: start)))
+        if registry.pendingRecordCount > 0 { changed = true }
+    }
+
+    /// Applies held exits whose records must have arrived: the audit stream has
+    /// passed their time (`streamMs`, the newest record time seen), or, with the
+    /// stream idle, the grace period has passed.
+    func applyDueExits(streamMs: UInt64, now: UInt64, streamIdle: Bool) {
+        while pendingHead < pendingExits.count {
+            let (key, wallMs) = pendingExits[pendingHead]
+            // Records are stamped at syscall entry with a coarse clock (one tick, 4 ms
+            // at HZ=250); one stamped 50 ms after the exit was queued after its last record.
+            let passed = streamMs > wallMs + 50
+            let expired = streamIdle && now > wallMs + graceMilliseconds
+            guard passed || expired || now > wallMs + 10 * graceMilliseconds else { break }
+            pendingHead += 1
+            if pendingByPID[key.pid] == key.start { applyExit(pid: key.pid) }
+        }
+        if pendingHead > 4096, pendingHead * 2 > pendingExits.count {
+            pendingExits.removeFirst(pendingHead)
+            pendingHead = 0
+        }
+    }
+
+    /// Applies every held exit (shutdown).
+    func applyAllExits() {
+        for pid in Array(pendingByPID.keys) { applyExit(pid: pid) }
+        pendingExits.removeAll()
+        pendingHead = 0
+    }
+
+    // MARK: /proc
+
+    /// Scans /proc: unknown live processes are added under their parents (parents
+    /// first); tracked processes that are gone are exited (after the grace period).
+    func scan() {
+        rescans += 1
+        let entries: [ProcessEntry]
+        do { entries = try ProcFS().processes() } catch {
+            Log.error("scanning /proc: \(error)")
+            return
+        }
+        var byPID: [Int32: ProcessEntry] = [:]
+        for e in entries { byPID[e.pid] = e }
+        var done = Set<Int32>()
+        func add(_ e: ProcessEntry) {
+            var chain: [ProcessEntry] = []
+            var current: ProcessEntry? = e
+            while let c = current, !done.contains(c.pid) {
+                done.insert(c.pid)
+                chain.append(c)
+                current = byPID[c.ppid]
+            }
+            for c in chain.reversed() {
+                if let known = registry.process(c.pid), known.process.start == c.startTime { continue }
+                registry.apply(.discovered(ProcessKey(pid: c.pid, start: c.startTime), parent: c.ppid,
+                                           threads: Int32(clamping: c.threads)))
+            }
+        }
+        for e in entries.sorted(by: { $0.pid < $1.pid }) { add(e) }
+        let now = Clock.wallMilliseconds()
+        for state in registry.allProcesses() where byPID[state.process.pid]?.startTime != state.process.start {
+            guard pendingByPID[state.process.pid] == nil else { continue }
+            pendingByPID[state.process.pid] = state.process.start
+            pendingExits.append((state.process, now))
+        }
+    }
+
+    /// A process first seen in a record: added with the record's ppid (its parent's
+    /// container as it is now, which is what it inherited unless its parent was
+    /// registered after the fork; the FORK was lost, so this is the best there is).
+    func discover(pid: Int32, ppid: Int32) {
+        if registry.process(pid) != nil { return }
+        discoveredFromRecords += 1
+        if registry.process(ppid) == nil, ppid > 1, let s = try? ProcFS().stat(pid: ppid) {
+            registry.apply(.discovered(ProcessKey(pid: ppid, start: s.startTime), parent: s.ppid))
+        }
+        registry.apply(.discovered(ProcessKey(pid: pid, start: ProcStat.startTime(pid: pid) ?? 0), parent: ppid))
+    }
+
+    /// Makes sure a live process (as the kernel says now) is in the registry,
+    /// with its ancestors; used before a registration.
+    func ensureTracked(_ key: ProcessKey) {
+        func known(_ k: ProcessKey) -> Bool { registry.process(k.pid)?.process.start == k.start }
+        if known(key) { return }
+        var list: [(key: ProcessKey, parent: Int32)] = []
+        var k = key
+        while let s = try? ProcFS().stat(pid: k.pid), s.startTime == k.start {
+            list.append((k, s.ppid))
+            guard s.ppid > 0, let ps = try? ProcFS().stat(pid: s.ppid) else { break }
+            let pk = ProcessKey(pid: s.ppid, start: ps.startTime)
+            if known(pk) { break }
+            k = pk
+        }
+        for (k, parent) in list.reversed() { registry.apply(.discovered(k, parent: parent)) }
+    }
+}
+
+/// /proc/PID/stat read for its start time only, without allocating: this runs for
+/// every fork on the machine.
+enum ProcStat {
+    static func startTime(pid: Int32) -> UInt64? {
+        var path: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // "/proc/4194304/stat\0" fits in 32 bytes
+        let fd: Int32 = withUnsafeMutableBytes(of: &path) { raw in
+            var n = 0
+            for c in "/proc/".utf8 { raw[n] = c; n += 1 }
+            var digits: [UInt8] = []
+            var v = pid
+            repeat { digits.append(UInt8(48 + v % 10)); v /= 10 } while v > 0
+            for c in digits.reversed() { raw[n] = c; n += 1 }
+            for c in "/stat".utf8 { raw[n] = c; n += 1 }
+            raw[n] = 0
+            return open(raw.baseAddress!.assumingMemoryBound(to: CChar.self), O_RDONLY | O_CLOEXEC)
+        }
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 8) { buf -> UInt64? in
+            let n = read(fd, buf.baseAddress, buf.count)
+            guard n > 0 else { return nil }
+            let bytes = UnsafeRawBufferPointer(rebasing: buf[..<n])
+            // Field 2 (comm) may hold spaces and ')'; fields count from after the last ')'.
+            guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+            var field = 2
+            var i = close + 1
+            var value: UInt64 = 0
+            while i < n {
+                let c = bytes[i]
+                if c == UInt8(ascii: " ") {
+                    if field == 22 { return value }
+                    field += 1
+                    value = 0
+                } else if field == 22 {
+                    guard c >= 48, c <= 57 else { return nil }
+                    value = value * 10 + UInt64(c - 48)
+                }
+                i += 1
+            }
+            return field == 22 ? value : nil
+        }
+    }
+}
+
+enum Clock {
+    static func wallMilliseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    }
+
+    static func monotonicMilliseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    }
+}
+
+/// contidd logs to standard error, one line per message.
+enum Log {
+    static func info(_ message: String) { emit("contidd: \(message)\n") }
+    static func warning(_ message: String) { emit("contidd: warning: \(message)\n") }
+    static func error(_ message: String) { emit("contidd: error: \(message)\n") }
+    private static func emit(_ s: String) {
+        var s = s
+        s.withUTF8 { p in _ = write(2, p.baseAddress, p.count) }
+    }
+}

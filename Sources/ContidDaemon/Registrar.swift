@@ -1,0 +1,169 @@
+import AuditPipeline
+import ContainerEngine
+import Glibc
+import LinuxAudit
+
+// Registration requests from the socket (SPEC §4). The writer's identity comes
+// from the kernel only: SO_PEERCRED and SO_PEERPIDFD of the connection, and
+// /proc read through pidfds that are checked again after each read. The target
+// is pinned with pidfd_open during the checks.
+
+final class Registrar {
+    let registry: ContainerRegistry
+    let tracker: ProcessTracker
+    private let proc = ProcFS()
+
+    init(registry: ContainerRegistry, tracker: ProcessTracker) {
+        self.registry = registry
+        self.tracker = tracker
+    }
+
+    /// What a request produced: the replies, and whether the registry changed.
+    struct Outcome {
+        var replies: [RegistrationReply]
+        var changed = false
+        /// Extra records contidd writes for a success (NS_INFO).
+        var records: [ContainerRecord] = []
+    }
+
+    func handle(_ request: RegistrationRequest, peer: PeerIdentity) -> Outcome {
+        switch request {
+        case let .set(pid, id, forParent):
+            return set(pid: pid, idText: id, forParent: forParent, peer: peer)
+        case let .capContID(pid, value, forParent):
+            return capContID(pid: pid, value: value, forParent: forParent, peer: peer)
+        case let .get(pid):
+            guard let state = registry.process(pid), ProcStat.startTime(pid: pid) == state.process.start else {
+                if ProcStat.startTime(pid: pid) == nil { return Outcome(replies: [.error(errno: "ESRCH", message: "no process \(pid)")]) }
+                return Outcome(replies: [.ok("-1")])
+            }
+            return Outcome(replies: [.ok(state.chain.description)])
+        case .ps:
+            let rows = registry.allProcesses().map { s in
+                ProcessRow(pid: s.process.pid, ppid: s.parent, chain: s.chain.description, capContID: s.capContID,
+                           comm: comm(s.process.pid))
+            }
+            return Outcome(replies: rows.map { .row($0) } + [.ok("\(rows.count)")])
+        case .status:
+            return Outcome(replies: [])  // answered by the daemon, which has the counters
+        }
+    }
+
+    // MARK: writer
+
+    /// The writer as the kernel says, or the errno to refuse with.
+    private func writer(forParent: Bool, peer: PeerIdentity) -> Result<(Writer, [PinnedProcess]), ContainerFailure> {
+        do {
+            var pins = [peer.process]
+            var writerPin = peer.process
+            if forParent {
+                let parent = try peer.process.parentPID(source: proc)
+                let pin = try PinnedProcess(pid: parent)
+                // Pinned after reading the pid: check that it is still the peer's parent
+                // and alive, so the pin is that parent and not a reuse of its pid.
+                guard try peer.process.isChild(of: parent, source: proc), try pin.isAlive else {
+                    return .failure(ContainerFailure(.ESRCH, "the requester's parent \(parent) exited during the request"))
+                }
+                writerPin = pin
+                pins.append(pin)
+            }
+            var privileged = true
+            for pin in pins {
+                let caps = try pin.effectiveCapabilities(source: proc)
+                let userNS = try pin.userNamespace(source: proc)
+                if caps & (1 << UInt64(ProcessStatus.capAuditControl)) == 0 || userNS != NamespaceKind.user.initialInode {
+                    privileged = false
+                }
+            }
+            let pid = writerPin.pid
+            let start = try writerPin.startTime(source: proc)
+            let status = try writerPin.verified { try proc.status(pid: $0) }
+            let auid = (try? writerPin.verified { try proc.loginUID(pid: $0) }) ?? UInt32.max
+            let ses = (try? writerPin.verified { try proc.sessionID(pid: $0) }) ?? UInt32.max
+            let exe = (try? writerPin.verified { try proc.executable(pid: $0) }) ?? "?"
+            let writer = Writer(process: ProcessKey(pid: pid, start: start), hasAuditControl: privileged,
+                                uid: status.realUID, auid: auid, ses: ses, comm: status.name, exe: exe,
+                                excludingChild: forParent ? peer.process.pid : nil)
+            return .success((writer, pins))
+        } catch {
+            return .failure(ContainerFailure(.ESRCH, "the requester vanished during the request (\(error))"))
+        }
+    }
+
+    /// The target as it is now (0 start time when there is no such process: the
+    /// engine refuses it with ESRCH and records the attempt).
+    private func pinTarget(_ pid: Int32) -> (ProcessKey, PinnedProcess?) {
+        guard let pin = try? PinnedProcess(pid: pid), let start = try? pin.startTime(source: proc) else {
+            return (ProcessKey(pid: pid, start: 0), nil)
+        }
+        return (ProcessKey(pid: pid, start: start), pin)
+    }
+
+    private func set(pid: Int32, idText: String, forParent: Bool, peer: PeerIdentity) -> Outcome {
+        let writer: Writer
+        switch self.writer(forParent: forParent, peer: peer) {
+        case .failure(let f): return Outcome(replies: [.error(errno: f.errno.name, message: f.reason)])
+        case .success(let (w, _)): writer = w
+        }
+        let (target, pin) = pinTarget(pid)
+        tracker.ensureTracked(writer.process)
+        if pin != nil { tracker.ensureTracked(target) }
+        // A malformed ID is refused as unset is, in the ladder's order (after ESRCH).
+        var malformed: ContainerFailure?
+        var id: ContainerID?
+        do { id = try ContainerID.parseRequest(idText) } catch { malformed = error }
+        do {
+            let chain = try registry.register(writer: writer, target: target, id: id, topology: LiveTopology(proc: proc))
+            var records: [ContainerRecord] = []
+            if let pin, let id, let ns = try? pin.verified({ try ProcessNamespaces.read(pid: $0) }) {
+                records.append(Self.namespaceInfo(pid: pid, id: id, namespaces: ns))
+            }
+            return Outcome(replies: [.ok(chain.description)], changed: true, records: records)
+        } catch {
+            if error.errno == .EINVAL, let malformed { return Outcome(replies: [.error(errno: "EINVAL", message: malformed.reason)]) }
+            return Outcome(replies: [.error(errno: error.errno.name, message: error.reason)])
+        }
+    }
+
+    private func capContID(pid: Int32, value: Bool, forParent: Bool, peer: PeerIdentity) -> Outcome {
+        let writer: Writer
+        switch self.writer(forParent: forParent, peer: peer) {
+        case .failure(let f): return Outcome(replies: [.error(errno: f.errno.name, message: f.reason)])
+        case .success(let (w, _)): writer = w
+        }
+        let (target, pin) = pinTarget(pid)
+        tracker.ensureTracked(writer.process)
+        if pin != nil { tracker.ensureTracked(target) }
+        do {
+            try registry.setCapContID(writer: writer, target: target, value: value, topology: LiveTopology(proc: proc))
+            return Outcome(replies: [.ok(value ? "1" : "0")], changed: true)
+        } catch {
+            return Outcome(replies: [.error(errno: error.errno.name, message: error.reason)])
+        }
+    }
+
+    /// `NS_INFO opid=.. contid=.. ns_dev=00:04 cgroup=.. ipc=.. mnt=.. net=.. pid=.. time=.. user=.. uts=..` (SPEC §6).
+    static func namespaceInfo(pid: Int32, id: ContainerID, namespaces ns: ProcessNamespaces) -> ContainerRecord {
+        var body = "opid=\(pid) contid=\(id) ns_dev=\(ns.deviceString)"
+        for kind in [NamespaceKind.cgroup, .ipc, .mnt, .net, .pid, .time, .user, .uts] {
+            if let ino = ns[kind] { body += " \(kind.rawValue)=\(ino)" }
+        }
+        return ContainerRecord(type: .nsInfo, body: body)
+    }
+
+    private func comm(_ pid: Int32) -> String {
+        guard let s = try? proc.stat(pid: pid) else { return "?" }
+        return s.comm.map { $0 == " " ? "_" : $0 }.reduce(into: "") { $0.append($1) }
+    }
+}
+
+/// The process facts of the registration checks, read from /proc at the moment
+/// of the request (children from /proc/PID/task/*/children, threads from stat).
+struct LiveTopology: ProcessTopology {
+    let proc: ProcFS
+
+    func startTime(of pid: Int32) -> UInt64? { ProcStat.startTime(pid: pid) }
+    func parent(of pid: Int32) -> Int32? { (try? proc.stat(pid: pid))?.ppid }
+    func childCount(of pid: Int32) -> Int { (try? proc.children(pid: pid))?.count ?? 0 }
+    func threadCount(of pid: Int32) -> Int { (try? proc.stat(pid: pid))?.threads ?? 0 }
+}

@@ -1,0 +1,48 @@
+import Glibc
+
+// SIGTERM, SIGINT, SIGHUP and SIGUSR1 reach the poll loop through a self-pipe:
+// the handler only writes the signal number, the loop acts on it.
+
+nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
+
+enum SignalPipe {
+    static let handled: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1]
+
+    /// Installs the handlers; returns the read end (non-blocking).
+    static func install() throws -> Int32 {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw DaemonError("pipe: \(String(cString: strerror(errno)))") }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        signalPipeWrite = fds[1]
+        signal(SIGPIPE, SIG_IGN)
+        // A parent may have started us with signals blocked (posix_spawn keeps the mask).
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in handled { sigaddset(&set, s) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        for s in handled {
+            signal(s) { sig in
+                var b = UInt8(truncatingIfNeeded: sig)
+                let saved = errno
+                _ = write(signalPipeWrite, &b, 1)
+                errno = saved
+            }
+        }
+        return fds[0]
+    }
+
+    /// The signals that arrived since the last call.
+    static func take(_ fd: Int32) -> [Int32] {
+        var out: [Int32] = []
+        var buf = [UInt8](repeating: 0, count: 64)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { break }
+            out += buf[..<n].map { Int32($0) }
+        }
+        return out
+    }
+}
