@@ -158,6 +158,11 @@ public final class Daemon {
             if fds[0].revents != 0 { handleSignals() }
             var sourceIdle = true
             if n > 0, fds[1].revents != 0 { sourceIdle = !readSource() }
+            if !sourceIdle, configuration.batchMilliseconds > 0 {
+                // Let the next records gather (kauditd sends them one by one): one wakeup per batch.
+                var pause = timespec(tv_sec: 0, tv_nsec: configuration.batchMilliseconds * 1_000_000)
+                nanosleep(&pause, nil)
+            }
             if fds[2].revents != 0 { tracker.drain() }
             if fds[3].revents != 0 { acceptConnections() }
             for p in fds.dropFirst(4) where p.revents != 0 { serveConnection(p.fd) }

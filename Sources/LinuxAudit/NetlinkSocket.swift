@@ -94,7 +94,10 @@ final class NetlinkSocket: Sendable {
     func receive(into buffer: NetlinkReceiveBuffer, timeout: Duration?, maxDatagrams: Int,
                  _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> NetlinkReceiveResult {
         var result = NetlinkReceiveResult()
-        guard try Syscall.poll(descriptor, events: Int16(POLLIN), timeout: timeout, name) != 0 else { return result }
+        // A zero timeout reads straight away: the caller polled already, or wants what is there.
+        if timeout != .zero {
+            guard try Syscall.poll(descriptor, events: Int16(POLLIN), timeout: timeout, name) != 0 else { return result }
+        }
         while result.datagrams + result.gaps < maxDatagrams {
             var sender = sockaddr_nl()
             let n: Int?

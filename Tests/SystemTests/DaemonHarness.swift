@@ -317,7 +317,7 @@ func withDaemon(rules: (String) -> String, _ body: (DaemonHarness, AuditNetlink)
         do {
             try body(daemon, control)
         } catch {
-            try? daemon.stop()  // before the kernel state is checked and restored
+            _ = try? daemon.stop()  // before the kernel state is checked and restored
             throw error
         }
         if daemon.pid > 0 {
