@@ -10,12 +10,6 @@
 //   contid / contidd: thin executables
 import PackageDescription
 
-// The live audit path (codec, engine, pipeline, kernel interfaces, daemon) is
-// compiled optimized in debug builds too: a debug contidd cannot keep up with a
-// fork storm, and the kernel then drops it as its audit daemon (kauditd retry
-// queue overflow), so the system tests run against code that is fast enough.
-let optimized: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
-
 let package = Package(
     name: "contid",
     platforms: [.macOS(.v13)],
@@ -32,23 +26,21 @@ let package = Package(
     ],
     targets: [
         .target(name: "CAuditLinux"),
-        .target(name: "AuditCodec", swiftSettings: optimized),
-        .target(name: "ContainerEngine", dependencies: ["AuditCodec"], swiftSettings: optimized),
-        .target(name: "AuditPipeline", dependencies: ["AuditCodec", "ContainerEngine"], swiftSettings: optimized),
+        .target(name: "AuditCodec"),
+        .target(name: "ContainerEngine", dependencies: ["AuditCodec"]),
+        .target(name: "AuditPipeline", dependencies: ["AuditCodec", "ContainerEngine"]),
         .target(
             name: "LinuxAudit",
             dependencies: [
                 "CAuditLinux", "AuditCodec",
                 .product(name: "SystemPackage", package: "swift-system"),
-            ],
-            swiftSettings: optimized),
+            ]),
         .target(
             name: "ContidDaemon",
             dependencies: [
                 "AuditCodec", "ContainerEngine", "AuditPipeline", "LinuxAudit",
                 .product(name: "SystemPackage", package: "swift-system"),
-            ],
-            swiftSettings: optimized),
+            ]),
         .executableTarget(
             name: "contid",
             dependencies: [
