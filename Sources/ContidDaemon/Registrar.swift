@@ -52,7 +52,11 @@ final class Registrar {
     // MARK: writer
 
     /// The writer as the kernel says, or the errno to refuse with.
+    /// Set by `writer(...)` when the requesting `contid` lacks the privileges its parent has.
+    private var unprivilegedRequester: Int32?
+
     private func writer(forParent: Bool, peer: PeerIdentity) -> Result<(Writer, [PinnedProcess]), ContainerFailure> {
+        unprivilegedRequester = nil
         do {
             var pins = [peer.process]
             var writerPin = peer.process
@@ -73,6 +77,7 @@ final class Registrar {
                 let userNS = try pin.userNamespace(source: proc)
                 if caps & (1 << UInt64(ProcessStatus.capAuditControl)) == 0 || userNS != NamespaceKind.user.initialInode {
                     privileged = false
+                    if pin.pid == peer.process.pid, writerPin.pid != peer.process.pid { unprivilegedRequester = pin.pid }
                 }
             }
             let pid = writerPin.pid
@@ -121,8 +126,15 @@ final class Registrar {
             return Outcome(replies: [.ok(chain.description)], changed: true, records: records)
         } catch {
             if error.errno == .EINVAL, let malformed { return Outcome(replies: [.error(errno: "EINVAL", message: malformed.reason)]) }
-            return Outcome(replies: [.error(errno: error.errno.name, message: error.reason)])
+            return Outcome(replies: [.error(errno: error.errno.name, message: explained(error))])
         }
+    }
+
+    /// The engine names the writer; when it is the requesting `contid` that lacks the
+    /// privileges (its parent has them), say so.
+    private func explained(_ error: ContainerFailure) -> String {
+        guard error.errno == .EPERM, let requester = unprivilegedRequester else { return error.reason }
+        return "process \(requester) (contid, acting for its parent) lacks CAP_AUDIT_CONTROL in the initial user namespace; the requester must hold the privileges of the process it acts for"
     }
 
     private func capContID(pid: Int32, value: Bool, forParent: Bool, peer: PeerIdentity) -> Outcome {
@@ -138,7 +150,7 @@ final class Registrar {
             try registry.setCapContID(writer: writer, target: target, value: value, topology: LiveTopology(proc: proc))
             return Outcome(replies: [.ok(value ? "1" : "0")], changed: true)
         } catch {
-            return Outcome(replies: [.error(errno: error.errno.name, message: error.reason)])
+            return Outcome(replies: [.error(errno: error.errno.name, message: explained(error))])
         }
     }
 
