@@ -143,6 +143,10 @@ public enum RecordScanner {
         guard p > secStart, p < n, base[p] == UInt8(ascii: ".") else {
             return .failure(AuditParseError(.badTimestamp("expected SECONDS."), column: p + 1))
         }
+        // The kernel prints numbers without leading zeros; a line that has them is not its text.
+        guard base[secStart] != UInt8(ascii: "0") || p - secStart == 1 else {
+            return .failure(AuditParseError(.badTimestamp("seconds with a leading zero"), column: secStart + 1))
+        }
         p += 1
         // MILLIS: the kernel prints exactly three digits.
         guard p + 3 < n, isDigit(base[p]), isDigit(base[p + 1]), isDigit(base[p + 2]), base[p + 3] == UInt8(ascii: ":") else {
@@ -158,6 +162,9 @@ public enum RecordScanner {
         }
         guard p > serStart, serial <= UInt64(UInt32.max), p < n, base[p] == UInt8(ascii: ")") else {
             return .failure(AuditParseError(.badTimestamp("expected a serial number (0-4294967295) and ')'"), column: p + 1))
+        }
+        guard base[serStart] != UInt8(ascii: "0") || p - serStart == 1 else {
+            return .failure(AuditParseError(.badTimestamp("serial with a leading zero"), column: serStart + 1))
         }
         p += 1
         return .success((AuditTime(seconds: seconds, milliseconds: ms), UInt32(serial)))

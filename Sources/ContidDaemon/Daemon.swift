@@ -116,7 +116,7 @@ public final class Daemon {
     private func startSource(_ session: KernelAuditSession) throws {
         switch source {
         case .netlink, .auto:
-            let r = try AuditNetlink(mode: .unicast, receiveBufferSize: 32 << 20)
+            let r = try AuditNetlink(mode: .unicast, receiveBufferSize: 64 << 20)
             reader = r
             do {
                 try session.becomeAuditDaemon(reader: r) { [unowned self] m in self.batch.appendKernelRecord(type: m.type, payload: m.payload) }
@@ -124,7 +124,7 @@ public final class Daemon {
                 throw DaemonError("another audit daemon is registered (pid \((try? control.status().pid) ?? 0)); stop it or use --source multicast")
             }
         case .multicast:
-            reader = try AuditNetlink(mode: .multicast, receiveBufferSize: 32 << 20)
+            reader = try AuditNetlink(mode: .multicast, receiveBufferSize: 64 << 20)
         case .plugin:
             _ = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK)
         }

@@ -72,14 +72,16 @@ final class Registrar {
                 pins.append(pin)
             }
             var privileged = true
+            var writerPrivileged = true
             for pin in pins {
                 let caps = try pin.effectiveCapabilities(source: proc)
                 let userNS = try pin.userNamespace(source: proc)
                 if caps & (1 << UInt64(ProcessStatus.capAuditControl)) == 0 || userNS != NamespaceKind.user.initialInode {
                     privileged = false
-                    if pin.pid == peer.process.pid, writerPin.pid != peer.process.pid { unprivilegedRequester = pin.pid }
+                    if pin.pid == writerPin.pid { writerPrivileged = false }
                 }
             }
+            if !privileged, writerPrivileged { unprivilegedRequester = peer.process.pid }
             let pid = writerPin.pid
             let start = try writerPin.startTime(source: proc)
             let status = try writerPin.verified { try proc.status(pid: $0) }

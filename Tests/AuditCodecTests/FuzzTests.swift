@@ -1,10 +1,17 @@
 import Testing
+import Foundation
 import PropertyBased
 @testable import AuditCodec
 
 /// Random bytes and mutated corpus lines never crash the codec or the assembler:
 /// each line gives a record (that re-encodes to itself) or an error.
 @Suite struct FuzzTests {
+    /// Iterations per property; CONTID_FUZZ_COUNT raises it for a longer campaign.
+    static let count: Int = {
+        if let v = getenv("CONTID_FUZZ_COUNT"), let n = Int(String(cString: v)), n > 0 { return n }
+        return 3000
+    }()
+
     static let corpusLines: [[UInt8]] = {
         var all: [[UInt8]] = []
         for p in Corpus.logFiles { all += (try? Corpus.lines(p)) ?? [] }
@@ -26,7 +33,7 @@ import PropertyBased
 
     @Test func randomBytesNeverCrash() async {
         let a = EventAssembler { _ in }
-        await propertyCheck(count: 2000, input: Gen<UInt8>.value(in: 0...255).array(of: 0...300)) { bytes in
+        await propertyCheck(count: Self.count, input: Gen<UInt8>.value(in: 0...255).array(of: 0...300)) { bytes in
             check(bytes, a)
         }
         a.finish()
@@ -37,7 +44,7 @@ import PropertyBased
         try #require(lines.count > 5000, "the shared corpus is missing (\(Corpus.root.path))")
         let a = EventAssembler { v in _ = v.makeEvent() }
         let gen = Gen.int(in: 0..<lines.count)
-        await propertyCheck(count: 3000, input: gen, Gen.int(in: 0...400), Gen<UInt8>.value(in: 0...255), Gen.int(in: 0...3)) { i, pos, byte, op in
+        await propertyCheck(count: Self.count, input: gen, Gen.int(in: 0...400), Gen<UInt8>.value(in: 0...255), Gen.int(in: 0...3)) { i, pos, byte, op in
             var l = lines[i]
             let p = min(pos, l.count)
             switch op {

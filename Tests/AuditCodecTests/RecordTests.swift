@@ -73,6 +73,7 @@ import Testing
         #expect(error("type=SYSCALL audit(1.000:1): x") == "column 13: expected \" msg=audit(SECONDS.MILLIS:SERIAL)\" after the type")
         #expect(error("type=SYSCALL msg=audit(1.00:1): x") == "column 26: bad timestamp: expected three digits of milliseconds and ':'")
         #expect(error("type=SYSCALL msg=audit(1.000:99999999999): x") == "column 40: bad timestamp: expected a serial number (0-4294967295) and ')'")
+        #expect(error("type=SYSCALL msg=audit(1.000:080): x") == "column 30: bad timestamp: serial with a leading zero")
         #expect(error("type=sys msg=audit(1.000:1): x") == "column 6: record type name must be upper-case letters, digits and '_' or UNKNOWN[n]")
         #expect(error("type=UNKNOWN[x] msg=audit(1.000:1): x") == "column 14: record type name must be upper-case letters, digits and '_' or UNKNOWN[n]")
     }
