@@ -158,8 +158,10 @@ public final class Daemon {
             if fds[0].revents != 0 { handleSignals() }
             var sourceIdle = true
             if n > 0, fds[1].revents != 0 { sourceIdle = !readSource() }
-            if !sourceIdle, configuration.batchMilliseconds > 0 {
-                // Let the next records gather (kauditd sends them one by one): one wakeup per batch.
+            if !sourceIdle, configuration.batchMilliseconds > 0, lastBatchDatagrams < Self.smallBatch {
+                // Caught up, with records trickling in one by one (kauditd sends one datagram per
+                // record): let the next ones gather, one wakeup per batch. Under load the batches
+                // are large and reading goes on at once, so a burst never waits on this pause.
                 var pause = timespec(tv_sec: 0, tv_nsec: configuration.batchMilliseconds * 1_000_000)
                 nanosleep(&pause, nil)
             }
@@ -203,18 +205,25 @@ public final class Daemon {
         }
     }
 
+    /// Datagrams read by the last readSource(), and the batch size below which the
+    /// source counts as caught up (reading then pauses for batch_ms).
+    private var lastBatchDatagrams = 0
+    private static let smallBatch = 64
+
     /// Reads one batch from the source; true when anything was read.
     private func readSource() -> Bool {
         batch.removeAll()
+        lastBatchDatagrams = 0
         var read = false
         if source == .plugin {
             read = readStandardInput()
         } else if let reader {
             do {
-                let r = try reader.receive(into: receiveBuffer, timeout: .zero, maxDatagrams: 512) { m in
+                let r = try reader.receive(into: receiveBuffer, timeout: .zero, maxDatagrams: 4096) { m in
                     self.batch.appendKernelRecord(type: m.type, payload: m.payload)
                 }
                 read = r.datagrams > 0 || r.gaps > 0
+                lastBatchDatagrams = r.datagrams
                 if r.gaps > 0 { Log.warning("audit socket overflowed: \(reader.gaps) overruns so far (records lost)") }
             } catch {
                 Log.error("reading audit records: \(error)")

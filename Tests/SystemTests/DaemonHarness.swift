@@ -39,6 +39,8 @@ final class DaemonHarness {
     }
 
     let extraArguments: [String]
+    /// `--source` for start(): netlink (contidd is the audit daemon) or multicast (beside auditd).
+    var source = "netlink"
 
     deinit {
         if pid > 0 {
@@ -70,7 +72,7 @@ final class DaemonHarness {
     func start() throws {
         starts += 1
         let err = "\(root)/contidd.stderr"
-        pid = try spawnRedirected([contidd, "--source", "netlink", "--config", "/dev/null", "--log-dir", logDir,
+        pid = try spawnRedirected([contidd, "--source", source, "--config", "/dev/null", "--log-dir", logDir,
                                    "--run-dir", runDir, "--state-dir", stateDir, "--rules-dir", rulesDir] + extraArguments,
                                   output: err)
         let clock = ContinuousClock()
