@@ -124,3 +124,13 @@ public struct PeerIdentity: Sendable {
     }
 }
 #endif
+
+/// This process as a reaper of orphans (PR_SET_CHILD_SUBREAPER): descendants whose
+/// parent exits are reparented here instead of to init, so they can be waited for.
+public enum ChildSubreaper {
+    public static func set(_ on: Bool) throws {
+        guard caudit_set_child_subreaper(on ? 1 : 0) == 0 else {
+            throw LinuxAuditError.syscall("prctl(PR_SET_CHILD_SUBREAPER)", Errno(rawValue: errno))
+        }
+    }
+}

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <linux/netlink.h>
 #include <linux/audit.h>
 #include <linux/connector.h>
@@ -33,6 +34,9 @@ struct caudit_proc_input {
 #define PROC_EVENT_NONZERO_EXIT 0x20000000
 #endif
 static inline uint32_t caudit_cn_msg_size(void) { return (uint32_t)sizeof(struct cn_msg); }
+
+// prctl is variadic, so Swift cannot call it: one shim per option used.
+static inline int caudit_set_child_subreaper(int on) { return prctl(PR_SET_CHILD_SUBREAPER, (unsigned long)on, 0UL, 0UL, 0UL); }
 
 // ---- peer credentials / pidfd -------------------------------------------------
 // asm-generic/socket.h (Linux 6.5); equal to 77 on x86_64 and aarch64.
