@@ -106,15 +106,30 @@ final class Registrar {
         return (ProcessKey(pid: pid, start: start), pin)
     }
 
-    private func set(pid: Int32, idText: String, forParent: Bool, peer: PeerIdentity) -> Outcome {
-        let writer: Writer
+    /// The writer and the pinned target of a request, both tracked; or the reply refusing it.
+    private enum Parties {
+        case refused(Outcome)
+        case found(writer: Writer, target: ProcessKey, pin: PinnedProcess?)
+    }
+
+    private func parties(pid: Int32, forParent: Bool, peer: PeerIdentity) -> Parties {
         switch self.writer(forParent: forParent, peer: peer) {
-        case .failure(let f): return Outcome(replies: [.error(errno: f.errno.name, message: f.reason)])
-        case .success(let (w, _)): writer = w
+        case .failure(let f):
+            return .refused(Outcome(replies: [.error(errno: f.errno.name, message: f.reason)]))
+        case .success(let (writer, _)):
+            let (target, pin) = pinTarget(pid)
+            tracker.ensureTracked(writer.process)
+            if pin != nil { tracker.ensureTracked(target) }
+            return .found(writer: writer, target: target, pin: pin)
         }
-        let (target, pin) = pinTarget(pid)
-        tracker.ensureTracked(writer.process)
-        if pin != nil { tracker.ensureTracked(target) }
+    }
+
+    private func set(pid: Int32, idText: String, forParent: Bool, peer: PeerIdentity) -> Outcome {
+        let writer: Writer, target: ProcessKey, pin: PinnedProcess?
+        switch parties(pid: pid, forParent: forParent, peer: peer) {
+        case .refused(let refusal): return refusal
+        case .found(let w, let t, let p): (writer, target, pin) = (w, t, p)
+        }
         // A malformed ID is refused as unset is, in the ladder's order (after ESRCH).
         var malformed: ContainerFailure?
         var id: ContainerID?
@@ -140,14 +155,11 @@ final class Registrar {
     }
 
     private func capContID(pid: Int32, value: Bool, forParent: Bool, peer: PeerIdentity) -> Outcome {
-        let writer: Writer
-        switch self.writer(forParent: forParent, peer: peer) {
-        case .failure(let f): return Outcome(replies: [.error(errno: f.errno.name, message: f.reason)])
-        case .success(let (w, _)): writer = w
+        let writer: Writer, target: ProcessKey
+        switch parties(pid: pid, forParent: forParent, peer: peer) {
+        case .refused(let refusal): return refusal
+        case .found(let w, let t, _): (writer, target) = (w, t)
         }
-        let (target, pin) = pinTarget(pid)
-        tracker.ensureTracked(writer.process)
-        if pin != nil { tracker.ensureTracked(target) }
         do {
             try registry.setCapContID(writer: writer, target: target, value: value, topology: LiveTopology(proc: proc))
             return Outcome(replies: [.ok(value ? "1" : "0")], changed: true)

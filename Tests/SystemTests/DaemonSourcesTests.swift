@@ -128,21 +128,7 @@ extension DaemonTests {
             daemon.source = "multicast"
             try daemon.start()
             defer { _ = try? daemon.stop() }
-            try makeFifo(daemon.root + "/go")
-            let out = try daemon.shell("""
-                busybox sh -c 'read x < $D/go; : >> $D/w/file' & c=$!
-                echo "c=$c"
-                $CONTID set $c 5151; echo "rc=$?"
-                echo go > $D/go
-                wait
-                """)
-            let v = Self.values(out)
-            #expect(v["rc"] == "0", "\(out)")
-            let child = try #require(v["c"])
-            try daemon.waitForLog { events in events.contains { $0.key == Self.key } }
-            let write = try #require(try daemon.events().first { $0.key == Self.key })
-            #expect(write.pid.map(String.init) == child)
-            #expect(write.chain == "5151")
+            let child = try Self.registerAndWrite(daemon, id: "5151")
             // auditd logged the registration too, as the user message the kernel relayed.
             let clock = ContinuousClock()
             let deadline = clock.now + .seconds(10)
@@ -191,21 +177,7 @@ extension DaemonTests {
             var deadline = clock.now + .seconds(20)
             while (try? daemon.request(.status)) == nil, clock.now < deadline { usleep(100_000) }
             #expect(try daemon.request(.status).isEmpty == false)
-            try makeFifo(daemon.root + "/go")
-            let out = try daemon.shell("""
-                busybox sh -c 'read x < $D/go; : >> $D/w/file' & c=$!
-                echo "c=$c"
-                $CONTID set $c 6161; echo "rc=$?"
-                echo go > $D/go
-                wait
-                """)
-            let v = Self.values(out)
-            #expect(v["rc"] == "0", "\(out)")
-            let child = try #require(v["c"])
-            try daemon.waitForLog { events in events.contains { $0.key == Self.key } }
-            let write = try #require(try daemon.events().first { $0.key == Self.key })
-            #expect(write.pid.map(String.init) == child)
-            #expect(write.chain == "6161")
+            let child = try Self.registerAndWrite(daemon, id: "6161")
             #expect(try Self.setRecords(daemon).first?.hasPrefix("op=set opid=\(child) contid=6161 old-contid=-1 ") == true)
             // auditd stops its plugin on SIGTERM; contidd removes its rules on the way out.
             try auditd.stop()
@@ -222,5 +194,30 @@ extension DaemonTests {
             }
             #expect(try runCapturing(["/usr/bin/pgrep", "-x", "contidd"]).output == "")
         }
+    }
+}
+
+extension DaemonTests {
+    /// Starts a child that waits, registers it with `id` through `contid set`, lets it write
+    /// to the watched directory, and checks that the write is in the host log with its chain.
+    /// Returns the child's pid.
+    @discardableResult
+    static func registerAndWrite(_ daemon: DaemonHarness, id: String) throws -> String {
+        try makeFifo(daemon.root + "/go")
+        let out = try daemon.shell("""
+            busybox sh -c 'read x < $D/go; : >> $D/w/file' & c=$!
+            echo "c=$c"
+            $CONTID set $c \(id); echo "rc=$?"
+            echo go > $D/go
+            wait
+            """)
+        let v = values(out)
+        #expect(v["rc"] == "0", "\(out)")
+        let child = try #require(v["c"])
+        try daemon.waitForLog { events in events.contains { $0.key == key } }
+        let write = try #require(try daemon.events().first { $0.key == key })
+        #expect(write.pid.map(String.init) == child)
+        #expect(write.chain == id)
+        return child
     }
 }
