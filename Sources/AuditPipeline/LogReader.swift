@@ -19,6 +19,15 @@ public final class LogReader {
     private let ownsFD: Bool
     private var buffer: UnsafeMutableRawBufferPointer
     public private(set) var bytesRead: Int = 0
+    /// Called after every chunk read with the bytes read so far (progress reports).
+    public var onChunk: ((Int) -> Void)?
+
+    /// The file's size when it is a regular file (nil for pipes and standard input).
+    public var size: Int? {
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int(st.st_size)
+    }
 
     /// Opens a file, or standard input for "-".
     public init(path: String, chunkSize: Int = 4 << 20) throws {
@@ -77,6 +86,7 @@ public final class LogReader {
                 return
             }
             bytesRead += n
+            onChunk?(bytesRead)
             let base = UnsafeRawPointer(buffer.baseAddress!)
             var scan = filled
             filled += n

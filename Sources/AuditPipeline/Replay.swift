@@ -44,9 +44,14 @@ public final class Replay {
         }
     }
 
-    /// Reads one file ("-" = standard input) into the replay.
-    public func read(path: String) throws {
+    /// Reads one file ("-" = standard input) into the replay; `progress` is told the
+    /// bytes read so far and the file's size (nil when unknown) after every chunk.
+    public func read(path: String, progress: ((Int, Int?) -> Void)? = nil) throws {
         let reader = try LogReader(path: path)
+        if let progress {
+            let size = reader.size
+            reader.onChunk = { progress($0, size) }
+        }
         // Hot loop: hold the assembler in a local so the loop does no reference counting.
         let assembler: EventAssembler = self.assembler
         var comments = 0

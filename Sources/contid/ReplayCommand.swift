@@ -29,6 +29,10 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: "Milliseconds of log time an incomplete event or a gap waits.")
     var timeout: UInt64 = 2000
 
+    @Flag(name: .long, inversion: .prefixedNo,
+          help: "Report progress (MB read, MB/s) on standard error about once a second. Default: on when standard error is a terminal.")
+    var progress: Bool = isatty(2) == 1
+
     @Argument(help: "Log files to read, in order; '-' reads standard input.")
     var files: [String] = []
 
@@ -41,7 +45,9 @@ struct ReplayCommand: ParsableCommand {
         let replay = Replay(format: format.value, output: out, timeoutMilliseconds: timeout)
         var failed = false
         for path in files {
-            do { try replay.read(path: path) } catch {
+            let meter = progress ? ProgressMeter(path: path) : nil
+            defer { meter?.finish() }
+            do { try replay.read(path: path, progress: meter.map { m in { m.update(bytes: $0, of: $1) } }) } catch {
                 out.diagnostic("contid replay: \(error)")
                 failed = true
             }
@@ -84,4 +90,39 @@ final class StandardOutput: ReplayOutput {
         buffer.removeAll(keepingCapacity: true)
     }
     deinit { flush() }
+}
+
+/// One line on standard error, rewritten in place: `FILE: 512/2048 MB (25%), 1650 MB/s`.
+final class ProgressMeter {
+    private let path: String
+    private let start = ContinuousClock.now
+    private var last = ContinuousClock.now
+    private var shown = false
+    private var bytes = 0
+    private var size: Int?
+
+    init(path: String) { self.path = path }
+
+    func update(bytes: Int, of size: Int?) {
+        self.bytes = bytes
+        self.size = size
+        let now = ContinuousClock.now
+        guard now - last >= .seconds(1) else { return }
+        last = now
+        show(final: false)
+    }
+
+    func finish() { show(final: true) }
+
+    private func show(final: Bool) {
+        shown = true
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let mb = Double(bytes) / 1e6
+        var text = "\r\(path): \(Int(mb))"
+        if let size, size > 0 { text += "/\(size / 1_000_000) MB (\(bytes * 100 / size)%)" } else { text += " MB" }
+        if seconds > 0 { text += ", \(Int(mb / seconds)) MB/s" }
+        text += final ? "\n" : "   "
+        text.withCString { p in _ = Glibc.write(2, p, strlen(p)) }
+    }
 }

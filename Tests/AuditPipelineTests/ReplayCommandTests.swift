@@ -69,3 +69,15 @@ import Testing
         #expect(r.out.contains("summary  one line: records=N events=N errors=N lost=N"))
     }
 }
+
+extension ReplayCommandTests {
+    @Test func progressEndsWithTheWholeFileRead() throws {
+        let path = try temporaryFile("type=SYSCALL msg=audit(1700000000.000:1): pid=1\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try run(["replay", "--format", "summary", "--progress", path])
+        #expect(r.status == 0)
+        #expect(r.err.hasPrefix("\r\(path): 0/0 MB (100%)"), "\(r.err.debugDescription)")
+        #expect(r.err.hasSuffix("\n"))
+        #expect(try run(["replay", "--format", "summary", path]).err == "")
+    }
+}
