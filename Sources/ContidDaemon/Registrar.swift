@@ -51,10 +51,10 @@ final class Registrar {
 
     // MARK: writer
 
-    /// The writer as the kernel says, or the errno to refuse with.
     /// Set by `writer(...)` when the requesting `contid` lacks the privileges its parent has.
     private var unprivilegedRequester: Int32?
 
+    /// The writer as the kernel says, or the errno to refuse with.
     private func writer(forParent: Bool, peer: PeerIdentity) -> Result<(Writer, [PinnedProcess]), ContainerFailure> {
         unprivilegedRequester = nil
         do {
@@ -178,7 +178,8 @@ final class Registrar {
     }
 
     private func comm(_ pid: Int32) -> String {
-        guard let s = try? proc.stat(pid: pid) else { return "?" }
+        // Gone already: an exit held back until its last records have passed.
+        guard let s = try? proc.stat(pid: pid) else { return "(exited)" }
         return s.comm.map { $0 == " " ? "_" : $0 }.reduce(into: "") { $0.append($1) }
     }
 }
