@@ -46,7 +46,10 @@ struct RecordText {
     /// A string field encoded the kernel's way (quoted, or hex when unsafe).
     mutating func field(_ name: StaticString, untrusted value: [UInt8]) {
         key(name)
-        bytes.append(contentsOf: AuditText.untrusted(bytes: value).utf8)
+        // contid's records travel through the kernel inside msg='...': a value with a
+        // single quote would end that field early, so it is hex-encoded too.
+        let text = value.contains(UInt8(ascii: "'")) ? AuditText.hex(value) : AuditText.untrusted(bytes: value)
+        bytes.append(contentsOf: text.utf8)
     }
 
     mutating func field(_ name: StaticString, id: ContainerID?) {

@@ -240,7 +240,8 @@ public final class ContainerRegistry {
         }
         // 1: unset is not a value anyone may write.
         guard let id else { throw fail(.EINVAL, ContainerID.unsetReason) }
-        // 2: CAP_AUDIT_CONTROL, or capcontid delegated to the writer.
+        // 2: CAP_AUDIT_CONTROL, or capcontid delegated to the writer; and a requester fit to act for it.
+        if let refusal = writer.requesterRefusal { throw fail(.EPERM, refusal) }
         guard writer.hasAuditControl || processes.entry(writer.process)?.capContID == true else {
             throw fail(
                 .EPERM, "process \(writer.process.pid) lacks CAP_AUDIT_CONTROL and has no capcontid")
@@ -353,6 +354,7 @@ public final class ContainerRegistry {
         guard facts.isDescendant(target.pid, of: writer.process) else {
             throw fail(.EXDEV, "process \(target.pid) is not a descendant of process \(writer.process.pid)")
         }
+        if let refusal = writer.requesterRefusal { throw fail(.EPERM, refusal) }
         guard writer.hasAuditControl || processes.entry(writer.process)?.capContID == true else {
             throw fail(
                 .EPERM, "process \(writer.process.pid) lacks CAP_AUDIT_CONTROL and has no capcontid")

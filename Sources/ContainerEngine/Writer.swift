@@ -15,6 +15,10 @@ public struct Writer: Sendable, Hashable {
     /// The requesting `contid` client when it acts for its parent: not counted as
     /// a child of the target in the EBUSY check, so a self-set reaches EXDEV.
     public var excludingChild: Int32?
+    /// Why the process that sent the request may not act for this writer (it acts for
+    /// its parent from another container, or its credentials changed since it
+    /// connected), when the caller found it so: refused with EPERM at check 2.
+    public var requesterRefusal: String?
 
     public init(
         process: ProcessKey, hasAuditControl: Bool, uid: UInt32 = 0, auid: UInt32 = 4_294_967_295,

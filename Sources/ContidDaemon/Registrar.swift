@@ -33,12 +33,14 @@ final class Registrar {
         case let .capContID(pid, value, forParent):
             return capContID(pid: pid, value: value, forParent: forParent, peer: peer)
         case let .get(pid):
+            if let refusal = readRefusal(peer) { return refusal }
             guard let state = registry.process(pid), ProcStat.startTime(pid: pid) == state.process.start else {
                 if ProcStat.startTime(pid: pid) == nil { return Outcome(replies: [.error(errno: "ESRCH", message: "no process \(pid)")]) }
                 return Outcome(replies: [.ok("-1")])
             }
             return Outcome(replies: [.ok(state.chain.description)])
         case .ps:
+            if let refusal = readRefusal(peer) { return refusal }
             let rows = registry.allProcesses().map { s in
                 ProcessRow(pid: s.process.pid, ppid: s.parent, chain: s.chain.description, capContID: s.capContID,
                            comm: comm(s.process.pid))
@@ -47,6 +49,11 @@ final class Registrar {
         case .status:
             return Outcome(replies: [])  // answered by the daemon, which has the counters
         }
+    }
+
+    private func readRefusal(_ peer: PeerIdentity) -> Outcome? {
+        if mayRead(peer) { return nil }
+        return Outcome(replies: [.error(errno: "EPERM", message: "process \(peer.process.pid) may not read container IDs: it lacks CAP_AUDIT_CONTROL and capcontid")])
     }
 
     // MARK: writer
@@ -82,19 +89,63 @@ final class Registrar {
                 }
             }
             if !privileged, writerPrivileged { unprivilegedRequester = peer.process.pid }
+            let refusal = try requesterRefusal(peer: peer, forParent: forParent, writerPin: writerPin)
             let pid = writerPin.pid
             let start = try writerPin.startTime(source: proc)
             let status = try writerPin.verified { try proc.status(pid: $0) }
             let auid = (try? writerPin.verified { try proc.loginUID(pid: $0) }) ?? UInt32.max
             let ses = (try? writerPin.verified { try proc.sessionID(pid: $0) }) ?? UInt32.max
             let exe = (try? writerPin.verified { try proc.executable(pid: $0) }) ?? "?"
-            let writer = Writer(process: ProcessKey(pid: pid, start: start), hasAuditControl: privileged,
+            var writer = Writer(process: ProcessKey(pid: pid, start: start), hasAuditControl: privileged,
                                 uid: status.realUID, auid: auid, ses: ses, comm: status.name, exe: exe,
                                 excludingChild: forParent ? peer.process.pid : nil)
+            writer.requesterRefusal = refusal
             return .success((writer, pins))
         } catch {
             return .failure(ContainerFailure(.ESRCH, "the requester vanished during the request (\(error))"))
         }
+    }
+
+    /// Why the peer may not make this request although the writer might, or nil:
+    /// - its credentials changed since it connected (SO_PEERCRED is taken at connect():
+    ///   a client that execs a set-id program after sending must not borrow its rights);
+    /// - it acts for a parent that holds only capcontid (which is not inherited) while
+    ///   the peer itself holds neither CAP_AUDIT_CONTROL nor capcontid and sits in
+    ///   another container than that parent: a container the parent created must not
+    ///   use the parent's delegation. A helper the parent ran (same container) may.
+    private func requesterRefusal(peer: PeerIdentity, forParent: Bool, writerPin: PinnedProcess) throws -> String? {
+        let status = try peer.process.verified { try proc.status(pid: $0) }
+        let connected = peer.credentials.uid
+        if status.realUID != connected || status.effectiveUID != connected {
+            return "process \(peer.process.pid) changed its credentials since it connected (uid \(connected) then, real \(status.realUID) and effective \(status.effectiveUID) now); a request cannot borrow a set-id program's rights"
+        }
+        guard forParent else { return nil }
+        let peerCaps = try peer.process.effectiveCapabilities(source: proc)
+        let peerNS = try peer.process.userNamespace(source: proc)
+        let peerPrivileged = peerCaps & (1 << UInt64(ProcessStatus.capAuditControl)) != 0 && peerNS == NamespaceKind.user.initialInode
+        if peerPrivileged { return nil }
+        let peerKey = ProcessKey(pid: peer.process.pid, start: try peer.process.startTime(source: proc))
+        tracker.ensureTracked(peerKey)
+        if registry.process(peer.process.pid)?.capContID == true { return nil }
+        let peerChain = registry.chain(of: peer.process.pid), writerChain = registry.chain(of: writerPin.pid)
+        if peerChain != writerChain {
+            return "process \(peer.process.pid) acts for its parent \(writerPin.pid) from another container (\(peerChain), the parent's \(writerChain)) and holds neither CAP_AUDIT_CONTROL nor capcontid"
+        }
+        return nil
+    }
+
+    /// Whether the peer may read container IDs (`get`, `ps`): like a read of
+    /// /proc/PID/audit_containerid, CAP_AUDIT_CONTROL in the initial user namespace
+    /// or capcontid (its own, or its parent's when it runs in its parent's container).
+    private func mayRead(_ peer: PeerIdentity) -> Bool {
+        guard let caps = try? peer.process.effectiveCapabilities(source: proc),
+              let ns = try? peer.process.userNamespace(source: proc) else { return false }
+        if caps & (1 << UInt64(ProcessStatus.capAuditControl)) != 0 && ns == NamespaceKind.user.initialInode { return true }
+        let pid = peer.process.pid
+        if let start = try? peer.process.startTime(source: proc) { tracker.ensureTracked(ProcessKey(pid: pid, start: start)) }
+        if registry.process(pid)?.capContID == true { return true }
+        guard let parent = try? peer.process.parentPID(source: proc), registry.process(parent)?.capContID == true else { return false }
+        return registry.chain(of: pid) == registry.chain(of: parent)
     }
 
     /// The target as it is now (0 start time when there is no such process: the

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditPipeline
 import LinuxAudit
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -12,6 +13,17 @@ import Glibc
 // kernel that this process's parent is the writer.
 
 struct DaemonSocketOptions: ParsableArguments {
+    /// The C name of the errors a connect() to contidd's socket can give.
+    static func errnoName(_ e: Errno) -> String {
+        switch e {
+        case .noSuchFileOrDirectory: return "ENOENT"
+        case .connectionRefused: return "ECONNREFUSED"
+        case .permissionDenied: return "EACCES"
+        case .notDirectory: return "ENOTDIR"
+        default: return "E\(e.rawValue)"
+        }
+    }
+
     @Option(name: .customLong("run-dir"),
             help: "contidd's run directory, holding contid.sock (default: $CONTID_RUN_DIR, else /run/contid).")
     var runDir: String?
@@ -26,7 +38,9 @@ struct DaemonSocketOptions: ParsableArguments {
         let path = socketPath
         let connection: UnixConnection
         do { connection = try UnixConnection.connect(path: path) } catch {
-            printError("contid: cannot reach contidd at \(path): \(error)")
+            // The errno name first, as for every failure of set/get/capcontid (SPEC §11).
+            let name = (error as? LinuxAuditError)?.errno.map { Self.errnoName($0) } ?? "ECONNREFUSED"
+            printError("\(name): cannot reach contidd at \(path): \(error)")
             throw ExitCode(2)
         }
         do {
@@ -84,11 +98,18 @@ struct SetCommand: ParsableCommand {
     @OptionGroup var daemon: DaemonSocketOptions
     @Argument(help: "The process to register (normally a container's first process, before it forks).")
     var pid: Int32
-    @Argument(help: "The container ID: a UUID, 32 hex digits, or a decimal number below 2^64-1.")
-    var id: String
+    // Taken verbatim even when it starts with '-': `contid set PID -1` is an attempt to
+    // unset, which contidd refuses with EINVAL and records, as the kernel interface did.
+    @Argument(parsing: .allUnrecognized,
+              help: "The container ID: a UUID, 32 hex digits, or a decimal number below 2^64-1.")
+    var id: [String] = []
+
+    func validate() throws {
+        guard id.count == 1 else { throw ValidationError("give exactly one ID after the PID") }
+    }
 
     func run() throws {
-        _ = try expectOK(try daemon.exchange(.set(pid: pid, id: id, forParent: true)))
+        _ = try expectOK(try daemon.exchange(.set(pid: pid, id: id[0], forParent: true)))
     }
 }
 
