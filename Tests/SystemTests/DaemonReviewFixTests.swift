@@ -1,0 +1,54 @@
+import AuditCodec
+import AuditPipeline
+import Glibc
+import LinuxAudit
+import Testing
+
+// System tests for the review's fixes: thread-group leader exits, rules appended
+// after contidd's, a second contidd on the same state directory.
+
+extension DaemonTests {
+    static let leaderKey = "contid-leader"
+
+    /// The main thread calls pthread_exit while another thread runs (the kernel sends
+    /// EXIT with pid == tgid): the process lives on in its container. The other
+    /// thread writes after 3 s (longer than the 2 s grace, so an exit wrongly held
+    /// would have been applied) and its write carries the container's chain, with no
+    /// drop record before it.
+    @Test func leaderThreadExitDoesNotEndTheProcess() throws {
+        guard access("/usr/bin/python3", X_OK) == 0 else {
+            throw SystemTestPrecondition(description: "python3 is not installed")
+        }
+        try withDaemon(rules: { "-w \($0)/w/file -p wa -k \(Self.leaderKey)\n" }) { daemon, _ in
+            let r = daemon.root
+            try makeFifo(r + "/leader")
+            try write("""
+                import ctypes, os, sys, threading, time
+                open(sys.argv[1]).read()
+                def later():
+                    time.sleep(3)
+                    with open(sys.argv[2], "a") as f: f.write("x\\n")
+                    os._exit(0)
+                threading.Thread(target=later).start()
+                ctypes.CDLL(None).pthread_exit(None)
+
+                """, to: r + "/leader.py")
+            let pid = try spawnRedirected(["/usr/bin/python3", r + "/leader.py", r + "/leader", r + "/w/file"],
+                                          output: r + "/leader.out")
+            #expect(try daemon.request(.set(pid: pid, id: "7301", forParent: false)) == [.ok("7301")])
+            try release(r + "/leader")
+            #expect(try waitChild(pid) == 0)
+            #expect(try daemon.waitForLog { $0.contains { $0.key == Self.leaderKey } })
+            let events = try daemon.events()
+            let index = try #require(events.firstIndex { $0.key == Self.leaderKey })
+            #expect(events[index].pid == pid)
+            #expect(events[index].chain == "7301")
+            let drops = events[..<index].flatMap(\.records).filter { $0.type == .containerOp && $0["op"] == "drop" }
+            #expect(drops.isEmpty, "dropped before the write: \(drops.map(\.line))")
+            // The process's real end drops the container afterwards.
+            #expect(try daemon.waitForLog(within: .seconds(10)) { events in
+                events.flatMap(\.records).contains { $0.type == .containerOp && $0["op"] == "drop" && $0["old-contid"] == "7301" }
+            })
+        }
+    }
+}
