@@ -120,6 +120,8 @@ public final class Daemon {
             reader = r
             do {
                 try session.becomeAuditDaemon(reader: r) { [unowned self] m in self.batch.appendKernelRecord(type: m.type, payload: m.payload) }
+                // Records that arrived while registering are in the batch: processed, not lost.
+                processBatch()
             } catch LinuxAuditError.rejected(_, let e) where e == .fileExists {
                 throw DaemonError("another audit daemon is registered (pid \((try? control.status().pid) ?? 0)); stop it or use --source multicast")
             }
@@ -212,7 +214,7 @@ public final class Daemon {
 
     /// Reads one batch from the source; true when anything was read.
     private func readSource() -> Bool {
-        batch.removeAll()
+        // The batch may hold records received while (re)registering; processBatch() empties it.
         lastBatchDatagrams = 0
         var read = false
         if source == .plugin {
@@ -350,6 +352,7 @@ public final class Daemon {
     /// show up here as sequence gaps. Register again.
     private func reregister() {
         guard let reader, let session else { return }
+        defer { processBatch() }  // records that came with the registration's answers
         reregistrations += 1
         Log.warning("the kernel no longer sends records to contidd (registered pid is not ours); registering again")
         do {
