@@ -49,6 +49,7 @@ public final class Daemon {
     private var submitFailures = 0
     private var writeErrors = 0
     private var reregistrations = 0
+    private var ruleChecks = 0
     private var lastReport = ""
     private let trackingKeyBytes = Array(" key=\"\(AuditRule.trackingKey)\"".utf8)
 
@@ -131,7 +132,9 @@ public final class Daemon {
             _ = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK)
         }
         var backlog = configuration.backlogLimit
-        ruleFilter = try session.loadRules(ruleLinesToLoad, backlog: &backlog)
+        // Beside auditd (multicast, plugin) the tracking rules would fill auditd's log with
+        // every fork, exec and exit; the proc connector gives the process facts.
+        ruleFilter = try session.loadRules(ruleLinesToLoad, backlog: &backlog, withTracking: source == .netlink)
         if source == .netlink { try session.setBacklogLimit(backlog) }
     }
 
@@ -196,6 +199,10 @@ public final class Daemon {
                     if let s = try? control.status() {
                         kernelLost = s.lost
                         if source == .netlink, s.pid != UInt32(bitPattern: ownPID) { reregister() }
+                    }
+                    ruleChecks += 1
+                    if ruleChecks % 2 == 0 {
+                        do { try session?.maintainOwnRules() } catch { Log.error("checking contidd's rules: \(error)") }
                     }
                 }
                 if configuration.reportInterval > 0, now - lastReportTime >= UInt64(configuration.reportInterval) * 1000 {
@@ -490,7 +497,8 @@ public final class Daemon {
             + " kernel_lost=\(kernelLost &- kernelLostAtStart) sequence_gaps=\(c.lost) socket_overruns=\(reader?.gaps ?? 0)"
             + " connector_overruns=\(tracker.connectorGaps) rescans=\(tracker.rescans) discovered=\(tracker.discoveredFromRecords)"
             + " pending_exits=\(tracker.pendingExitCount) submit_failures=\(submitFailures) write_errors=\(writeErrors)"
-            + " reregistrations=\(reregistrations)"
+            + " reregistrations=\(reregistrations) tracking_rule_moves=\(session?.trackingRuleMoves ?? 0)"
+            + " own_rules_restored=\(session?.ownRulesRestored ?? 0)"
     }
 
     private func reportLosses(always: Bool) {

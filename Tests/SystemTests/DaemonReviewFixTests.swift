@@ -51,4 +51,35 @@ extension DaemonTests {
             })
         }
     }
+
+    /// A rule appended with auditctl after contidd started lands after the tracking
+    /// rules; contidd moves its rules back to the end, so the rule's events keep
+    /// their own key (the kernel reports the first matching rule's key).
+    @Test func ruleAppendedLaterKeepsItsKey() throws {
+        try withDaemon(rules: { _ in "" }) { daemon, control in
+            let added = try runCapturing(["/usr/sbin/auditctl", "-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-k", "later-exec"])
+            #expect(added.status == 0, "\(added.output)")
+            defer { _ = try? runCapturing(["/usr/sbin/auditctl", "-d", "always,exit", "-F", "arch=b64", "-S", "execve", "-k", "later-exec"]) }
+            usleep(3_000_000)
+            let rules = try control.listRules().filter { $0.list == .exit }
+            #expect(rules.last?.key == AuditRule.trackingKey, "tracking rules not last: \(rules)")
+            #expect((try daemon.status()["tracking_rule_moves"] ?? 0) >= 1)
+
+            try makeFifo(daemon.root + "/go")
+            let out = try daemon.shell("""
+                busybox sh -c 'read x < $D/go; exec /bin/true' & c=$!
+                echo "c=$c"
+                $CONTID set $c 7302; echo "rc=$?"
+                echo go > $D/go
+                wait
+                """)
+            let v = Self.values(out)
+            #expect(v["rc"] == "0", "\(out)")
+            let child = try #require(v["c"].flatMap { Int32($0) })
+            let found = try daemon.waitForLog { events in events.contains { $0.key == "later-exec" && $0.pid == child } }
+            #expect(found, "no execve of \(child) keyed later-exec")
+            let exec = try daemon.events().first { $0.key == "later-exec" && $0.pid == child }
+            #expect(exec?.chain == "7302")
+        }
+    }
 }
