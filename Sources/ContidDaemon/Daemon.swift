@@ -67,9 +67,12 @@ public final class Daemon {
     public func run(rules: [RuleLine]) throws -> Int32 {
         ruleLinesToLoad = rules
         signalFD = try SignalPipe.install()
+        // One contidd per state directory: the lock is taken before kernel.state,
+        // the snapshot or the socket are touched.
+        try makeDirectory(configuration.stateDirectory, mode: 0o700)
+        try takeLock()
         try makeDirectory(configuration.logDirectory, mode: 0o700)
         try makeDirectory(configuration.runDirectory, mode: 0o755)
-        try makeDirectory(configuration.stateDirectory, mode: 0o700)
 
         control = try AuditNetlink(mode: .unicast, receiveBufferSize: 1 << 20)
         let status = try control.status()
@@ -88,19 +91,22 @@ public final class Daemon {
 
         let session = try KernelAuditSession(control: control, stateDirectory: configuration.stateDirectory)
         self.session = session
+        // From the first change to the kernel to the loop, any error puts the kernel back.
         do {
+            // A silent proc connector would leave every process untracked.
+            try tracker.verifySubscription()
             try startSource(session)
+            kernelLostAtStart = (try? control.status().lost) ?? 0
+            kernelLost = kernelLostAtStart
+            submitThroughKernel = source == .netlink || ((try? control.status().enabled) ?? 0) == 1
+
+            listener = try UnixListener(path: socketPath, mode: mode_t(configuration.socketMode))
+            submitPendingRecords()
+            saveSnapshot()
         } catch {
             session.restore(reader: reader, beforeUnregister: {})
             throw error
         }
-        kernelLostAtStart = (try? control.status().lost) ?? 0
-        kernelLost = kernelLostAtStart
-        submitThroughKernel = source == .netlink || ((try? control.status().enabled) ?? 0) == 1
-
-        listener = try UnixListener(path: socketPath, mode: mode_t(configuration.socketMode))
-        submitPendingRecords()
-        saveSnapshot()
         Log.info("tracking \(registry.processCount) processes, \(registry.containerCount) containers; registration socket \(socketPath)")
 
         loop()
@@ -531,6 +537,30 @@ public final class Daemon {
         log.close()
         reader?.close()
         control.close()
+    }
+
+    /// STATE_DIR/contidd.lock, held (flock) for contidd's lifetime; it holds the pid.
+    private var lockFD: Int32 = -1
+
+    private func takeLock() throws {
+        let path = configuration.stateDirectory + "/contidd.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw DaemonError("open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let e = errno
+            var holder = [UInt8](repeating: 0, count: 32)
+            let n = pread(fd, &holder, holder.count, 0)
+            close(fd)
+            let pid = n > 0 ? String(decoding: holder[..<n], as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "?" : "?"
+            if e == EWOULDBLOCK {
+                throw DaemonError("another contidd (pid \(pid)) is running with state directory \(configuration.stateDirectory); stop it first")
+            }
+            throw DaemonError("flock \(path): \(String(cString: strerror(e)))")
+        }
+        let text = Array("\(ownPID)\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pwrite(fd, text, text.count, 0)
+        lockFD = fd
     }
 
     private func makeDirectory(_ path: String, mode: mode_t) throws {

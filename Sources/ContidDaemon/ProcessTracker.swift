@@ -12,7 +12,7 @@ import LinuxAudit
 /// records; holds exits for a grace period.
 final class ProcessTracker {
     let registry: ContainerRegistry
-    let connector: ProcConnector
+    private(set) var connector: ProcConnector
     private let buffer = NetlinkReceiveBuffer()
     let graceMilliseconds: UInt64
 
@@ -40,6 +40,53 @@ final class ProcessTracker {
         self.registry = registry
         self.graceMilliseconds = UInt64(graceMilliseconds)
         connector = try ProcConnector(receiveBufferSize: 32 << 20, filter: [.fork, .exit])
+    }
+
+    /// A child this process started to check that the connector reports forks, and
+    /// whether its FORK was seen.
+    private var probePID: Int32 = 0
+    private var probeSeen = false
+
+    /// The kernel subscribes silently: a filtered subscription on a kernel without
+    /// filters, or a subscriber outside the initial namespaces, gets nothing. Starts
+    /// a short-lived child and waits up to 1 s for its FORK; without it, subscribes
+    /// again without the filter and tries once more; then gives up.
+    func verifySubscription() throws {
+        if try probe() { return }
+        Log.warning("the proc connector reported no FORK of a test child; subscribing again without the event filter")
+        connector.close()
+        connector = try ProcConnector(receiveBufferSize: 32 << 20, filter: nil)
+        if try probe() { return }
+        throw DaemonError("the proc connector sends no process events (is contidd in the initial pid and user namespaces?); processes cannot be tracked")
+    }
+
+    private func probe() throws -> Bool {
+        var pid: pid_t = 0
+        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+        defer { free(argv[0]) }
+        let rc = posix_spawn(&pid, "/bin/true", nil, nil, &argv, environ)
+        guard rc == 0 else { throw DaemonError("posix_spawn /bin/true: \(String(cString: strerror(rc)))") }
+        probePID = pid
+        probeSeen = false
+        defer {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            probePID = 0
+        }
+        let deadline = Clock.monotonicMilliseconds() + 1000
+        while !probeSeen {
+            let now = Clock.monotonicMilliseconds()
+            guard now < deadline else { break }
+            do {
+                try connector.receive(into: buffer, timeout: .milliseconds(Int64(deadline - now)), maxDatagrams: 512) { event in
+                    self.apply(event)
+                }
+            } catch {
+                Log.error("proc connector: \(error)")
+                break
+            }
+        }
+        return probeSeen
     }
 
     var descriptor: Int32 { connector.descriptor.rawValue }
@@ -76,6 +123,7 @@ final class ProcessTracker {
     private func apply(_ event: ProcEvent) {
         switch event.kind {
         case let .fork(_, parentTGID, childPID, childTGID):
+            if childTGID == probePID, probePID != 0 { probeSeen = true }
             if childPID != childTGID {
                 registry.apply(.created(parent: childTGID, child: ProcessKey(pid: childPID, start: 0), kind: .thread))
                 return

@@ -82,4 +82,21 @@ extension DaemonTests {
             #expect(exec?.chain == "7302")
         }
     }
+
+    /// A second contidd on the same state directory stops at once with a clear error,
+    /// before it touches kernel.state, the snapshot or the socket; the first goes on.
+    @Test func secondDaemonOnTheSameStateDirectoryIsRefused() throws {
+        try withDaemon(rules: { "-w \($0)/w -p wa -k \(Self.key)\n" }) { daemon, control in
+            let rulesBefore = try control.listRules()
+            let second = try runClean([daemon.contidd, "--source", "netlink", "--config", "/dev/null", "--log-dir", daemon.logDir,
+                                       "--run-dir", daemon.runDir, "--state-dir", daemon.stateDir, "--rules-dir", daemon.rulesDir])
+            #expect(second.status != 0)
+            #expect(second.output.contains("another contidd (pid \(daemon.pid)) is running with state directory \(daemon.stateDir)"),
+                    "\(second.output)")
+            #expect(try control.listRules() == rulesBefore)
+            #expect(try control.status().pid == UInt32(daemon.pid))
+            #expect(access(daemon.stateDir + "/kernel.state", F_OK) == 0)
+            try Self.registerAndWrite(daemon, id: "7303")
+        }
+    }
 }
