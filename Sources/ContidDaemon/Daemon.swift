@@ -24,7 +24,7 @@ public final class Daemon {
     private var registrar: Registrar!
     private var log: HostLogWriter!
     private var listener: UnixListener?
-    private var connections: [Int32: (connection: UnixConnection, peer: PeerIdentity?)] = [:]
+    private var connections: [Int32: Client] = [:]
     private var assembler: EventAssembler!
     private let batch = RecordBatch()
     private let receiveBuffer = NetlinkReceiveBuffer(capacity: 1 << 17)
@@ -161,8 +161,11 @@ public final class Daemon {
             let sourceFD = source == .plugin ? (stdinOpen ? 0 : -1) : reader!.descriptor.rawValue
             fds.append(pollfd(fd: sourceFD, events: Int16(POLLIN), revents: 0))
             fds.append(pollfd(fd: tracker.descriptor, events: Int16(POLLIN), revents: 0))
-            fds.append(pollfd(fd: listener?.descriptor.rawValue ?? -1, events: Int16(POLLIN), revents: 0))
-            for fd in connections.keys { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            let listening = Clock.monotonicMilliseconds() >= listenerPausedUntil
+            fds.append(pollfd(fd: listening ? listener?.descriptor.rawValue ?? -1 : -1, events: Int16(POLLIN), revents: 0))
+            for (fd, client) in connections {
+                fds.append(pollfd(fd: fd, events: Int16(client.pending.isEmpty ? POLLIN : POLLOUT), revents: 0))
+            }
             let n = poll(&fds, nfds_t(fds.count), 100)
             if n < 0 && errno != EINTR { Log.error("poll: \(String(cString: strerror(errno)))"); break }
 
@@ -178,7 +181,7 @@ public final class Daemon {
             }
             if fds[2].revents != 0 { tracker.drain() }
             if fds[3].revents != 0 { acceptConnections() }
-            for p in fds.dropFirst(4) where p.revents != 0 { serveConnection(p.fd) }
+            for p in fds.dropFirst(4) where p.revents != 0 { serveConnection(p.fd, revents: p.revents) }
 
             let now = Clock.monotonicMilliseconds()
             if sourceIdle || now - lastHousekeeping >= 100 {
@@ -189,6 +192,8 @@ public final class Daemon {
                 if sourceIdle {
                     assembler.advanceClock(to: AuditTime(seconds: wall / 1000, milliseconds: UInt16(wall % 1000)))
                 }
+                writeOverdueRecords(all: false)
+                if !connections.isEmpty { closeIdleConnections(now: now) }
                 if registry.pendingRecordCount > 0 {
                     submitPendingRecords()
                     saveSnapshot()
@@ -253,11 +258,17 @@ public final class Daemon {
         guard !batch.isEmpty else { return }
         tracker.drain()
         let assembler = self.assembler!
+        // The stream clock releases held exits, so it moves only on this machine's
+        // records (no node=) and never past the local clock by more than grace + 1 s
+        // (a remote clock, or ours stepped back: a record from "the future" would
+        // release every held exit at once).
+        let limit = Clock.wallMilliseconds() + UInt64(configuration.graceMilliseconds) + 1000
+        if streamMs > limit { streamMs = 0 }
         batch.forEach { line in
             switch RecordScanner.scan(line) {
             case .success(let h):
                 let t = h.time.totalMilliseconds
-                if t > streamMs, !h.type.isDaemonRecord { streamMs = t }
+                if t > streamMs, t <= limit, h.node.isEmpty, !h.type.isDaemonRecord { streamMs = t }
                 assembler.push(line: line, header: h)
             case .failure(let e):
                 Log.warning("unreadable record (\(e)): \(String(decoding: line.prefix(120), as: UTF8.self))")
@@ -331,6 +342,7 @@ public final class Daemon {
         var event = view.makeEvent()
         if syscallIndex < 0, let first = event.records.first, (2900...2907).contains(first.type.rawValue) {
             if let own = HostLogForm.unwrapOwnRecord(first, ownPID: ownPID) {
+                guard cameBack(own) else { return }
                 event.records[0] = own
                 write(event)
                 return
@@ -385,36 +397,132 @@ public final class Daemon {
             if submitThroughKernel {
                 do {
                     try control.sendUserMessage(type: r.type, text: r.body)
+                    // Kept until it comes back in the stream; written directly if it does not.
+                    inFlight.append((r, Clock.monotonicMilliseconds()))
                     continue
                 } catch {
                     submitFailures += 1
                     Log.warning("submitting \(r.type.name) through the kernel: \(error); writing it directly")
                 }
             }
-            let wall = Clock.wallMilliseconds()
-            ownSerial &+= 1
-            let record = AuditRecord.make(type: r.type, time: AuditTime(seconds: wall / 1000, milliseconds: UInt16(wall % 1000)),
-                                          serial: ownSerial, body: r.body)
-            do { try log.write(record) } catch { writeErrors += 1 }
+            writeDirectly(r)
         }
+    }
+
+    /// Records submitted through the kernel and not seen back yet, with when they were sent.
+    private var inFlight: [(record: ContainerRecord, sentMs: UInt64)] = []
+    private var recordsWrittenDirectly = 0
+    private static let inFlightTimeoutMs: UInt64 = 500
+
+    private func writeDirectly(_ r: ContainerRecord) {
+        let wall = Clock.wallMilliseconds()
+        ownSerial &+= 1
+        let record = AuditRecord.make(type: r.type, time: AuditTime(seconds: wall / 1000, milliseconds: UInt16(wall % 1000)),
+                                      serial: ownSerial, body: r.body)
+        do { try log.write(record) } catch { writeErrors += 1 }
+    }
+
+    /// Records written directly because they were late (the newest 1024): when one
+    /// comes back after all, it is not written twice.
+    private var writtenLate: [ContainerRecord] = []
+
+    /// An own record came back through the kernel: it is no longer in flight. False
+    /// when it was written directly already.
+    private func cameBack(_ record: AuditRecord) -> Bool {
+        let body = record.body.drop { $0 == " " }
+        if let i = inFlight.firstIndex(where: { $0.record.type == record.type && $0.record.body[...] == body }) {
+            inFlight.remove(at: i)
+            return true
+        }
+        if let i = writtenLate.firstIndex(where: { $0.type == record.type && $0.body[...] == body }) {
+            writtenLate.remove(at: i)
+            return false
+        }
+        return true
+    }
+
+    /// Writes directly the records that did not come back in time (all of them with `all`).
+    private func writeOverdueRecords(all: Bool) {
+        guard !inFlight.isEmpty else { return }
+        let now = Clock.monotonicMilliseconds()
+        var kept: [(record: ContainerRecord, sentMs: UInt64)] = []
+        for entry in inFlight {
+            if all || now >= entry.sentMs + Self.inFlightTimeoutMs {
+                writeDirectly(entry.record)
+                recordsWrittenDirectly += 1
+                writtenLate.append(entry.record)
+                if writtenLate.count > 1024 { writtenLate.removeFirst(writtenLate.count - 1024) }
+            } else {
+                kept.append(entry)
+            }
+        }
+        if inFlight.count != kept.count, !all {
+            Log.warning("\(inFlight.count - kept.count) records submitted through the kernel did not come back within \(Self.inFlightTimeoutMs) ms; written directly (\(recordsWrittenDirectly) so far)")
+        }
+        inFlight = kept
     }
 
     // MARK: registration socket
 
-    private func acceptConnections() {
-        guard let listener else { return }
-        while let c = try? listener.accept(timeout: .zero) {
-            // SO_PEERPIDFD is the kernel's pin of the process that connected.
-            let peer = try? c.peer()
-            connections[c.descriptor.rawValue] = (c, peer)
+    /// A registration client: its replies not sent yet (the socket was full) and when
+    /// it last made progress.
+    private final class Client {
+        let connection: UnixConnection
+        let peer: PeerIdentity?
+        var pending: [[UInt8]] = []
+        var pendingBytes = 0
+        var lastActivity: UInt64
+        init(connection: UnixConnection, peer: PeerIdentity?, now: UInt64) {
+            self.connection = connection
+            self.peer = peer
+            lastActivity = now
         }
     }
 
-    private func serveConnection(_ fd: Int32) {
-        guard let (connection, peer) = connections[fd] else { return }
+    private static let maxConnections = 64
+    private static let idleMilliseconds: UInt64 = 5000
+    private static let maxPendingReplyBytes = 8 << 20
+    /// The listener is left out of poll until then after accept failed (EMFILE).
+    private var listenerPausedUntil: UInt64 = 0
+    private var connectionsRefused = 0
+    private var connectionsClosedIdle = 0
+    private var connectionsClosedFull = 0
+
+    private func acceptConnections() {
+        guard let listener else { return }
+        while true {
+            let c: UnixConnection
+            do {
+                guard let accepted = try listener.accept(timeout: .zero) else { return }
+                c = accepted
+            } catch {
+                // Out of descriptors: poll would report the listener again at once.
+                listenerPausedUntil = Clock.monotonicMilliseconds() + 1000
+                Log.error("accepting a registration connection: \(error); not accepting for 1 s")
+                return
+            }
+            guard connections.count < Self.maxConnections else {
+                connectionsRefused += 1
+                if connectionsRefused == 1 || connectionsRefused % 100 == 0 {
+                    Log.warning("\(Self.maxConnections) registration connections open; refused one (\(connectionsRefused) so far)")
+                }
+                continue  // closed when `c` goes
+            }
+            // SO_PEERPIDFD is the kernel's pin of the process that connected.
+            let peer = try? c.peer()
+            connections[c.descriptor.rawValue] = Client(connection: c, peer: peer, now: Clock.monotonicMilliseconds())
+        }
+    }
+
+    private func serveConnection(_ fd: Int32, revents: Int16) {
+        guard let client = connections[fd] else { return }
+        if !client.pending.isEmpty {
+            sendPending(client, fd: fd)
+            return
+        }
         let message: [UInt8]?
         do {
-            message = try connection.receive(maxLength: 4096, timeout: .zero)
+            message = try client.connection.receive(maxLength: 4096, timeout: .zero)
         } catch {
             connections[fd] = nil
             return
@@ -423,10 +531,11 @@ public final class Daemon {
             connections[fd] = nil
             return
         }
+        client.lastActivity = Clock.monotonicMilliseconds()
         var replies: [RegistrationReply]
         do {
             let request = try RegistrationRequest.decode(message)
-            if let peer {
+            if let peer = client.peer {
                 replies = answer(request, peer: peer)
             } else {
                 replies = [.error(errno: "ESRCH", message: "the requesting process could not be identified")]
@@ -434,9 +543,45 @@ public final class Daemon {
         } catch {
             replies = [.error(errno: "EINVAL", message: error.reason)]
         }
-        do {
-            for r in replies { try connection.send(r.encoded(), timeout: .seconds(2)) }
-        } catch {
+        for r in replies {
+            let bytes = r.encoded()
+            client.pending.append(bytes)
+            client.pendingBytes += bytes.count
+        }
+        sendPending(client, fd: fd)
+    }
+
+    /// Sends queued replies without blocking; the rest waits for POLLOUT. A client
+    /// that lets more than 8 MiB of replies pile up is closed.
+    private func sendPending(_ client: Client, fd: Int32) {
+        var sent = 0
+        while sent < client.pending.count {
+            do {
+                try client.connection.send(client.pending[sent], timeout: .zero)
+            } catch LinuxAuditError.syscall(_, let e) where e == .timedOut {
+                break
+            } catch {
+                connections[fd] = nil
+                return
+            }
+            client.pendingBytes -= client.pending[sent].count
+            sent += 1
+        }
+        if sent > 0 {
+            client.pending.removeFirst(sent)
+            client.lastActivity = Clock.monotonicMilliseconds()
+        }
+        if client.pendingBytes > Self.maxPendingReplyBytes {
+            connectionsClosedFull += 1
+            Log.warning("a registration client does not read its replies; closed (\(connectionsClosedFull) so far)")
+            connections[fd] = nil
+        }
+    }
+
+    /// Closes connections that made no progress for 5 s (a request not sent, replies not read).
+    private func closeIdleConnections(now: UInt64) {
+        for (fd, client) in connections where now > client.lastActivity + Self.idleMilliseconds {
+            connectionsClosedIdle += 1
             connections[fd] = nil
         }
     }
@@ -482,14 +627,12 @@ public final class Daemon {
             case SIGUSR1:
                 Log.info(statusLine())
             case SIGHUP:
-                // Reopen the log (after an external rotation).
-                log.close()
+                // Reopen the log (after an external rotation): the new file is opened before
+                // the old one is closed; on failure the old one stays and later flushes retry.
                 do {
-                    log = try HostLogWriter(directory: configuration.logDirectory, format: configuration.logFormat,
-                                            maxFileBytes: configuration.maxLogFileMB << 20, numLogs: configuration.numLogs,
-                                            flush: configuration.flush, frequency: configuration.frequency)
+                    try log.reopen()
                     Log.info("SIGHUP: reopened \(log.path)")
-                } catch { Log.error("SIGHUP: \(error)") }
+                } catch { Log.error("SIGHUP: \(error); still writing the file open before, retrying") }
             default: break
             }
         }
@@ -504,7 +647,9 @@ public final class Daemon {
             + " connector_overruns=\(tracker.connectorGaps) rescans=\(tracker.rescans) discovered=\(tracker.discoveredFromRecords)"
             + " pending_exits=\(tracker.pendingExitCount) submit_failures=\(submitFailures) write_errors=\(writeErrors)"
             + " reregistrations=\(reregistrations) tracking_rule_moves=\(session?.trackingRuleMoves ?? 0)"
-            + " own_rules_restored=\(session?.ownRulesRestored ?? 0)"
+            + " own_rules_restored=\(session?.ownRulesRestored ?? 0) records_written_directly=\(recordsWrittenDirectly)"
+            + " connections_refused=\(connectionsRefused) connections_closed_idle=\(connectionsClosedIdle)"
+            + " connections_closed_full=\(connectionsClosedFull) log_records_dropped=\(log.recordsDropped)"
     }
 
     private func reportLosses(always: Bool) {
@@ -528,6 +673,10 @@ public final class Daemon {
             }
             tracker.drain()
             assembler.finish()
+            // The last records (drops among them) go straight to the log: the kernel would
+            // send them back after the registration ended.
+            submitThroughKernel = false
+            writeOverdueRecords(all: true)
             submitPendingRecords()
         }
         if let s = try? control.status() { kernelLost = s.lost }
