@@ -76,10 +76,12 @@ extension DaemonTests {
             let v = Self.values(out)
             #expect(v["rc"] == "0", "\(out)")
             let child = try #require(v["c"].flatMap { Int32($0) })
-            let found = try daemon.waitForLog { events in events.contains { $0.key == "later-exec" && $0.pid == child } }
-            #expect(found, "no execve of \(child) keyed later-exec")
-            let exec = try daemon.events().first { $0.key == "later-exec" && $0.pid == child }
-            #expect(exec?.chain == "7302")
+            // The child's first execve (busybox, before the registration) and its exec of /bin/true.
+            let isTrue = { (e: LoggedEvent) in e.key == "later-exec" && e.pid == child && e.records.contains { $0.type == .execve && $0.line.contains("a0=\"/bin/true\"") } }
+            let found = try daemon.waitForLog { $0.contains(where: isTrue) }
+            let mine = try daemon.events().filter { $0.pid == child }.map { $0.records.map(\.line) }
+            #expect(found, "no execve of /bin/true by \(child) keyed later-exec: \(mine)")
+            #expect(try daemon.events().first(where: isTrue)?.chain == "7302")
         }
     }
 
