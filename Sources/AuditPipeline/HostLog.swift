@@ -41,12 +41,29 @@ public enum HostLogForm {
     public static func unwrapOwnRecord(_ record: AuditRecord, ownPID: Int32) -> AuditRecord? {
         let t = record.type.rawValue
         guard (2900...2907).contains(t), t != AuditRecordType.containerID.rawValue else { return nil }
-        let fields = record.fields
-        guard fields.first(where: { $0.name == "pid" })?.rawValue == String(ownPID),
-              let msg = fields.first(where: { $0.name == "msg" && $0.form == .singleQuoted })
-        else { return nil }
-        return AuditRecord.make(type: record.type, time: record.time, serial: record.serial, body: msg.unquoted,
+        guard let text = unwrappedText(record.body, ownPID: ownPID) else { return nil }
+        return AuditRecord.make(type: record.type, time: record.time, serial: record.serial, body: text,
                                 node: record.node)
+    }
+
+    /// The text of a user message from `ownPID` as the kernel wraps it
+    /// (`pid=P uid=.. auid=.. ses=.. [subj=..] msg='TEXT'`): from after the first
+    /// ` msg='` to the body's last `'`, so a `'` inside TEXT does not cut it short.
+    public static func unwrappedText(_ body: String, ownPID: Int32) -> String? {
+        let b = Array(body.utf8)
+        var i = 0
+        while i < b.count, b[i] == 0x20 { i += 1 }
+        let pidField = Array("pid=\(ownPID) ".utf8)
+        guard b.count - i >= pidField.count, Array(b[i..<(i + pidField.count)]) == pidField else { return nil }
+        let marker = Array(" msg='".utf8)
+        var start = -1
+        var j = i
+        while j + marker.count <= b.count {
+            if b[j] == marker[0], Array(b[j..<(j + marker.count)]) == marker { start = j + marker.count; break }
+            j += 1
+        }
+        guard start >= 0, let end = b.lastIndex(of: UInt8(ascii: "'")), end >= start else { return nil }
+        return String(decoding: b[start..<end], as: UTF8.self)
     }
 
     /// The line a record is written as, RAW or ENRICHED (newline not included).
@@ -156,9 +173,16 @@ public final class HostLogWriter {
     public private(set) var eventsWritten = 0
     public private(set) var rotations = 0
 
+    /// Lines buffered at most (while the file cannot be written); beyond, records are dropped and counted.
+    public let maxBufferBytes: Int
+    /// Records dropped because the buffer was full.
+    public private(set) var recordsDropped = 0
+    /// The file is to be opened again (a rotation or reopen failed to open it).
+    private var reopenWanted = false
+
     /// `maxFileBytes` 0 means never rotate. `numLogs` counts audit.log itself (at least 2 to rotate).
     public init(directory: String, format: HostLogFormat = .raw, maxFileBytes: Int = 8 << 20, numLogs: Int = 5,
-                flush: HostLogFlush = .incrementalAsync, frequency: Int = 50) throws {
+                flush: HostLogFlush = .incrementalAsync, frequency: Int = 50, maxBufferBytes: Int = 64 << 20) throws {
         self.directory = directory
         self.path = directory + "/audit.log"
         self.format = format
@@ -166,6 +190,7 @@ public final class HostLogWriter {
         self.numLogs = max(1, numLogs)
         self.flushPolicy = flush
         self.frequency = max(1, frequency)
+        self.maxBufferBytes = maxBufferBytes
         buffer.reserveCapacity(1 << 16)
         try open()
     }
@@ -173,8 +198,9 @@ public final class HostLogWriter {
     deinit { close() }
 
     private func open() throws {
-        fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw HostLogError(path: path, operation: "open", errno: errno) }
+        let newFD = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard newFD >= 0 else { throw HostLogError(path: path, operation: "open", errno: errno) }
+        fd = newFD
         var st = stat()
         size = fstat(fd, &st) == 0 ? Int(st.st_size) : 0
     }
@@ -194,25 +220,50 @@ public final class HostLogWriter {
         eventsWritten += 1
     }
 
+    /// Buffers the lines (rotating first when they would pass the size limit). A
+    /// failure to write or rotate is thrown after the lines are buffered: they are
+    /// written by a later flush, unless the buffer is full (then they are dropped
+    /// and counted).
     private func write(lines: [[UInt8]]) throws {
         let bytes = lines.reduce(0) { $0 + $1.count + 1 }
-        if maxFileBytes > 0, numLogs > 1, size + buffer.count > 0, size + buffer.count + bytes > maxFileBytes {
-            try flush()
-            try rotate()
+        var failure: Error?
+        if fd >= 0, maxFileBytes > 0, numLogs > 1, size + buffer.count > 0, size + buffer.count + bytes > maxFileBytes {
+            do {
+                try flush()
+                try rotate()
+            } catch { failure = error }
         }
-        for l in lines {
-            buffer += l
-            buffer.append(0x0A)
+        if buffer.count + bytes > maxBufferBytes {
+            recordsDropped += lines.count
+        } else {
+            for l in lines {
+                buffer += l
+                buffer.append(0x0A)
+            }
+            recordsWritten += lines.count
+            recordsSinceSync += lines.count
         }
-        recordsWritten += lines.count
-        recordsSinceSync += lines.count
-        if buffer.count >= 1 << 20 { try flush() }
+        if failure == nil, buffer.count >= 1 << 20 {
+            do { try flush() } catch { failure = error }
+        }
+        if let failure { throw failure }
     }
 
-    /// Writes the buffer to the file and applies the flush policy.
+    /// Writes the buffer to the file and applies the flush policy. The file is opened
+    /// again first when an earlier open failed; bytes written before a failure are
+    /// not written twice.
     public func flush() throws {
+        if reopenWanted || fd < 0 {
+            do { try reopen() } catch { if fd < 0 { throw error } }  // else the old file goes on
+        }
         if !buffer.isEmpty {
             var off = 0
+            defer {
+                if off > 0 {
+                    size += off
+                    if off == buffer.count { buffer.removeAll(keepingCapacity: true) } else { buffer.removeFirst(off) }
+                }
+            }
             while off < buffer.count {
                 let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
                 if n < 0 {
@@ -221,8 +272,6 @@ public final class HostLogWriter {
                 }
                 off += n
             }
-            size += buffer.count
-            buffer.removeAll(keepingCapacity: true)
             switch flushPolicy {
             case .none: break
             case .incremental, .incrementalAsync:
@@ -233,6 +282,27 @@ public final class HostLogWriter {
             case .data: _ = fdatasync(fd)
             case .sync: _ = fsync(fd)
             }
+        }
+    }
+
+    /// Opens the path again (after an external rotation, SIGHUP): the new file is
+    /// opened before the old one is closed; if it cannot be, the old one stays in use
+    /// and later flushes try again.
+    public func reopen() throws {
+        let old = fd
+        let oldSize = size
+        do {
+            try open()
+        } catch {
+            reopenWanted = true
+            fd = old
+            size = oldSize
+            throw error
+        }
+        reopenWanted = false
+        if old >= 0, old != fd {
+            _ = fsync(old)
+            Glibc.close(old)
         }
     }
 
@@ -249,14 +319,20 @@ public final class HostLogWriter {
                 k -= 1
             }
             if rename(path, "\(path).1") != 0 && errno != ENOENT {
-                throw HostLogError(path: path, operation: "rename", errno: errno)
+                let e = errno
+                reopenWanted = true
+                throw HostLogError(path: path, operation: "rename", errno: e)
             }
         }
         rotations += 1
-        try open()
+        do { try open() } catch {
+            reopenWanted = true
+            throw error
+        }
     }
 
     public func close() {
+        if fd < 0, !buffer.isEmpty { try? open() }
         guard fd >= 0 else { return }
         try? flush()
         _ = fsync(fd)

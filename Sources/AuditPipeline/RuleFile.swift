@@ -380,11 +380,22 @@ public enum RuleParser {
 /// such a rule is written only when its task's chain satisfies all of them.
 public struct ContainerRuleFilter: Sendable {
     public private(set) var byKey: [String: [[ContainerPredicate]]] = [:]
+    /// Rules without contid conditions, by key: for a key that also has contid rules
+    /// each is an empty alternative (it admits every chain).
+    private var plainRules: [String: Int] = [:]
     public init() {}
 
     public mutating func add(_ rule: ParsedRule) {
-        guard let key = rule.key, !rule.contid.isEmpty else { return }
-        byKey[key, default: []].append(rule.contid)
+        guard let key = rule.key else { return }
+        if rule.contid.isEmpty {
+            plainRules[key, default: 0] += 1
+            if byKey[key] != nil { byKey[key]!.append([]) }
+            return
+        }
+        if byKey[key] == nil {
+            byKey[key] = Array(repeating: [], count: plainRules[key] ?? 0)
+        }
+        byKey[key]!.append(rule.contid)
     }
 
     public var isEmpty: Bool { byKey.isEmpty }

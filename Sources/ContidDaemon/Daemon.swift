@@ -24,7 +24,7 @@ public final class Daemon {
     private var registrar: Registrar!
     private var log: HostLogWriter!
     private var listener: UnixListener?
-    private var connections: [Int32: (connection: UnixConnection, peer: PeerIdentity?)] = [:]
+    private var connections: [Int32: Client] = [:]
     private var assembler: EventAssembler!
     private let batch = RecordBatch()
     private let receiveBuffer = NetlinkReceiveBuffer(capacity: 1 << 17)
@@ -49,6 +49,7 @@ public final class Daemon {
     private var submitFailures = 0
     private var writeErrors = 0
     private var reregistrations = 0
+    private var ruleChecks = 0
     private var lastReport = ""
     private let trackingKeyBytes = Array(" key=\"\(AuditRule.trackingKey)\"".utf8)
 
@@ -66,9 +67,12 @@ public final class Daemon {
     public func run(rules: [RuleLine]) throws -> Int32 {
         ruleLinesToLoad = rules
         signalFD = try SignalPipe.install()
+        // One contidd per state directory: the lock is taken before kernel.state,
+        // the snapshot or the socket are touched.
+        try makeDirectory(configuration.stateDirectory, mode: 0o700)
+        try takeLock()
         try makeDirectory(configuration.logDirectory, mode: 0o700)
         try makeDirectory(configuration.runDirectory, mode: 0o755)
-        try makeDirectory(configuration.stateDirectory, mode: 0o700)
 
         control = try AuditNetlink(mode: .unicast, receiveBufferSize: 1 << 20)
         let status = try control.status()
@@ -87,19 +91,22 @@ public final class Daemon {
 
         let session = try KernelAuditSession(control: control, stateDirectory: configuration.stateDirectory)
         self.session = session
+        // From the first change to the kernel to the loop, any error puts the kernel back.
         do {
+            // A silent proc connector would leave every process untracked.
+            try tracker.verifySubscription()
             try startSource(session)
+            kernelLostAtStart = (try? control.status().lost) ?? 0
+            kernelLost = kernelLostAtStart
+            submitThroughKernel = source == .netlink || ((try? control.status().enabled) ?? 0) == 1
+
+            listener = try UnixListener(path: socketPath, mode: mode_t(configuration.socketMode))
+            submitPendingRecords()
+            saveSnapshot()
         } catch {
             session.restore(reader: reader, beforeUnregister: {})
             throw error
         }
-        kernelLostAtStart = (try? control.status().lost) ?? 0
-        kernelLost = kernelLostAtStart
-        submitThroughKernel = source == .netlink || ((try? control.status().enabled) ?? 0) == 1
-
-        listener = try UnixListener(path: socketPath, mode: mode_t(configuration.socketMode))
-        submitPendingRecords()
-        saveSnapshot()
         Log.info("tracking \(registry.processCount) processes, \(registry.containerCount) containers; registration socket \(socketPath)")
 
         loop()
@@ -120,6 +127,8 @@ public final class Daemon {
             reader = r
             do {
                 try session.becomeAuditDaemon(reader: r) { [unowned self] m in self.batch.appendKernelRecord(type: m.type, payload: m.payload) }
+                // Records that arrived while registering are in the batch: processed, not lost.
+                processBatch()
             } catch LinuxAuditError.rejected(_, let e) where e == .fileExists {
                 throw DaemonError("another audit daemon is registered (pid \((try? control.status().pid) ?? 0)); stop it or use --source multicast")
             }
@@ -129,7 +138,9 @@ public final class Daemon {
             _ = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK)
         }
         var backlog = configuration.backlogLimit
-        ruleFilter = try session.loadRules(ruleLinesToLoad, backlog: &backlog)
+        // Beside auditd (multicast, plugin) the tracking rules would fill auditd's log with
+        // every fork, exec and exit; the proc connector gives the process facts.
+        ruleFilter = try session.loadRules(ruleLinesToLoad, backlog: &backlog, withTracking: source == .netlink)
         if source == .netlink { try session.setBacklogLimit(backlog) }
     }
 
@@ -150,8 +161,11 @@ public final class Daemon {
             let sourceFD = source == .plugin ? (stdinOpen ? 0 : -1) : reader!.descriptor.rawValue
             fds.append(pollfd(fd: sourceFD, events: Int16(POLLIN), revents: 0))
             fds.append(pollfd(fd: tracker.descriptor, events: Int16(POLLIN), revents: 0))
-            fds.append(pollfd(fd: listener?.descriptor.rawValue ?? -1, events: Int16(POLLIN), revents: 0))
-            for fd in connections.keys { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            let listening = Clock.monotonicMilliseconds() >= listenerPausedUntil
+            fds.append(pollfd(fd: listening ? listener?.descriptor.rawValue ?? -1 : -1, events: Int16(POLLIN), revents: 0))
+            for (fd, client) in connections {
+                fds.append(pollfd(fd: fd, events: Int16(client.pending.isEmpty ? POLLIN : POLLOUT), revents: 0))
+            }
             let n = poll(&fds, nfds_t(fds.count), 100)
             if n < 0 && errno != EINTR { Log.error("poll: \(String(cString: strerror(errno)))"); break }
 
@@ -167,7 +181,7 @@ public final class Daemon {
             }
             if fds[2].revents != 0 { tracker.drain() }
             if fds[3].revents != 0 { acceptConnections() }
-            for p in fds.dropFirst(4) where p.revents != 0 { serveConnection(p.fd) }
+            for p in fds.dropFirst(4) where p.revents != 0 { serveConnection(p.fd, revents: p.revents) }
 
             let now = Clock.monotonicMilliseconds()
             if sourceIdle || now - lastHousekeeping >= 100 {
@@ -178,6 +192,8 @@ public final class Daemon {
                 if sourceIdle {
                     assembler.advanceClock(to: AuditTime(seconds: wall / 1000, milliseconds: UInt16(wall % 1000)))
                 }
+                writeOverdueRecords(all: false)
+                if !connections.isEmpty { closeIdleConnections(now: now) }
                 if registry.pendingRecordCount > 0 {
                     submitPendingRecords()
                     saveSnapshot()
@@ -194,6 +210,10 @@ public final class Daemon {
                     if let s = try? control.status() {
                         kernelLost = s.lost
                         if source == .netlink, s.pid != UInt32(bitPattern: ownPID) { reregister() }
+                    }
+                    ruleChecks += 1
+                    if ruleChecks % 2 == 0 {
+                        do { try session?.maintainOwnRules() } catch { Log.error("checking contidd's rules: \(error)") }
                     }
                 }
                 if configuration.reportInterval > 0, now - lastReportTime >= UInt64(configuration.reportInterval) * 1000 {
@@ -212,7 +232,7 @@ public final class Daemon {
 
     /// Reads one batch from the source; true when anything was read.
     private func readSource() -> Bool {
-        batch.removeAll()
+        // The batch may hold records received while (re)registering; processBatch() empties it.
         lastBatchDatagrams = 0
         var read = false
         if source == .plugin {
@@ -238,11 +258,17 @@ public final class Daemon {
         guard !batch.isEmpty else { return }
         tracker.drain()
         let assembler = self.assembler!
+        // The stream clock releases held exits, so it moves only on this machine's
+        // records (no node=) and never past the local clock by more than grace + 1 s
+        // (a remote clock, or ours stepped back: a record from "the future" would
+        // release every held exit at once).
+        let limit = Clock.wallMilliseconds() + UInt64(configuration.graceMilliseconds) + 1000
+        if streamMs > limit { streamMs = 0 }
         batch.forEach { line in
             switch RecordScanner.scan(line) {
             case .success(let h):
                 let t = h.time.totalMilliseconds
-                if t > streamMs, !h.type.isDaemonRecord { streamMs = t }
+                if t > streamMs, t <= limit, h.node.isEmpty, !h.type.isDaemonRecord { streamMs = t }
                 assembler.push(line: line, header: h)
             case .failure(let e):
                 Log.warning("unreadable record (\(e)): \(String(decoding: line.prefix(120), as: UTF8.self))")
@@ -316,6 +342,7 @@ public final class Daemon {
         var event = view.makeEvent()
         if syscallIndex < 0, let first = event.records.first, (2900...2907).contains(first.type.rawValue) {
             if let own = HostLogForm.unwrapOwnRecord(first, ownPID: ownPID) {
+                guard cameBack(own) else { return }
                 event.records[0] = own
                 write(event)
                 return
@@ -350,6 +377,7 @@ public final class Daemon {
     /// show up here as sequence gaps. Register again.
     private func reregister() {
         guard let reader, let session else { return }
+        defer { processBatch() }  // records that came with the registration's answers
         reregistrations += 1
         Log.warning("the kernel no longer sends records to contidd (registered pid is not ours); registering again")
         do {
@@ -369,36 +397,132 @@ public final class Daemon {
             if submitThroughKernel {
                 do {
                     try control.sendUserMessage(type: r.type, text: r.body)
+                    // Kept until it comes back in the stream; written directly if it does not.
+                    inFlight.append((r, Clock.monotonicMilliseconds()))
                     continue
                 } catch {
                     submitFailures += 1
                     Log.warning("submitting \(r.type.name) through the kernel: \(error); writing it directly")
                 }
             }
-            let wall = Clock.wallMilliseconds()
-            ownSerial &+= 1
-            let record = AuditRecord.make(type: r.type, time: AuditTime(seconds: wall / 1000, milliseconds: UInt16(wall % 1000)),
-                                          serial: ownSerial, body: r.body)
-            do { try log.write(record) } catch { writeErrors += 1 }
+            writeDirectly(r)
         }
+    }
+
+    /// Records submitted through the kernel and not seen back yet, with when they were sent.
+    private var inFlight: [(record: ContainerRecord, sentMs: UInt64)] = []
+    private var recordsWrittenDirectly = 0
+    private static let inFlightTimeoutMs: UInt64 = 500
+
+    private func writeDirectly(_ r: ContainerRecord) {
+        let wall = Clock.wallMilliseconds()
+        ownSerial &+= 1
+        let record = AuditRecord.make(type: r.type, time: AuditTime(seconds: wall / 1000, milliseconds: UInt16(wall % 1000)),
+                                      serial: ownSerial, body: r.body)
+        do { try log.write(record) } catch { writeErrors += 1 }
+    }
+
+    /// Records written directly because they were late (the newest 1024): when one
+    /// comes back after all, it is not written twice.
+    private var writtenLate: [ContainerRecord] = []
+
+    /// An own record came back through the kernel: it is no longer in flight. False
+    /// when it was written directly already.
+    private func cameBack(_ record: AuditRecord) -> Bool {
+        let body = record.body.drop { $0 == " " }
+        if let i = inFlight.firstIndex(where: { $0.record.type == record.type && $0.record.body[...] == body }) {
+            inFlight.remove(at: i)
+            return true
+        }
+        if let i = writtenLate.firstIndex(where: { $0.type == record.type && $0.body[...] == body }) {
+            writtenLate.remove(at: i)
+            return false
+        }
+        return true
+    }
+
+    /// Writes directly the records that did not come back in time (all of them with `all`).
+    private func writeOverdueRecords(all: Bool) {
+        guard !inFlight.isEmpty else { return }
+        let now = Clock.monotonicMilliseconds()
+        var kept: [(record: ContainerRecord, sentMs: UInt64)] = []
+        for entry in inFlight {
+            if all || now >= entry.sentMs + Self.inFlightTimeoutMs {
+                writeDirectly(entry.record)
+                recordsWrittenDirectly += 1
+                writtenLate.append(entry.record)
+                if writtenLate.count > 1024 { writtenLate.removeFirst(writtenLate.count - 1024) }
+            } else {
+                kept.append(entry)
+            }
+        }
+        if inFlight.count != kept.count, !all {
+            Log.warning("\(inFlight.count - kept.count) records submitted through the kernel did not come back within \(Self.inFlightTimeoutMs) ms; written directly (\(recordsWrittenDirectly) so far)")
+        }
+        inFlight = kept
     }
 
     // MARK: registration socket
 
-    private func acceptConnections() {
-        guard let listener else { return }
-        while let c = try? listener.accept(timeout: .zero) {
-            // SO_PEERPIDFD is the kernel's pin of the process that connected.
-            let peer = try? c.peer()
-            connections[c.descriptor.rawValue] = (c, peer)
+    /// A registration client: its replies not sent yet (the socket was full) and when
+    /// it last made progress.
+    private final class Client {
+        let connection: UnixConnection
+        let peer: PeerIdentity?
+        var pending: [[UInt8]] = []
+        var pendingBytes = 0
+        var lastActivity: UInt64
+        init(connection: UnixConnection, peer: PeerIdentity?, now: UInt64) {
+            self.connection = connection
+            self.peer = peer
+            lastActivity = now
         }
     }
 
-    private func serveConnection(_ fd: Int32) {
-        guard let (connection, peer) = connections[fd] else { return }
+    private static let maxConnections = 64
+    private static let idleMilliseconds: UInt64 = 5000
+    private static let maxPendingReplyBytes = 8 << 20
+    /// The listener is left out of poll until then after accept failed (EMFILE).
+    private var listenerPausedUntil: UInt64 = 0
+    private var connectionsRefused = 0
+    private var connectionsClosedIdle = 0
+    private var connectionsClosedFull = 0
+
+    private func acceptConnections() {
+        guard let listener else { return }
+        while true {
+            let c: UnixConnection
+            do {
+                guard let accepted = try listener.accept(timeout: .zero) else { return }
+                c = accepted
+            } catch {
+                // Out of descriptors: poll would report the listener again at once.
+                listenerPausedUntil = Clock.monotonicMilliseconds() + 1000
+                Log.error("accepting a registration connection: \(error); not accepting for 1 s")
+                return
+            }
+            guard connections.count < Self.maxConnections else {
+                connectionsRefused += 1
+                if connectionsRefused == 1 || connectionsRefused % 100 == 0 {
+                    Log.warning("\(Self.maxConnections) registration connections open; refused one (\(connectionsRefused) so far)")
+                }
+                continue  // closed when `c` goes
+            }
+            // SO_PEERPIDFD is the kernel's pin of the process that connected.
+            let peer = try? c.peer()
+            connections[c.descriptor.rawValue] = Client(connection: c, peer: peer, now: Clock.monotonicMilliseconds())
+        }
+    }
+
+    private func serveConnection(_ fd: Int32, revents: Int16) {
+        guard let client = connections[fd] else { return }
+        if !client.pending.isEmpty {
+            sendPending(client, fd: fd)
+            return
+        }
         let message: [UInt8]?
         do {
-            message = try connection.receive(maxLength: 4096, timeout: .zero)
+            message = try client.connection.receive(maxLength: 4096, timeout: .zero)
         } catch {
             connections[fd] = nil
             return
@@ -407,10 +531,11 @@ public final class Daemon {
             connections[fd] = nil
             return
         }
+        client.lastActivity = Clock.monotonicMilliseconds()
         var replies: [RegistrationReply]
         do {
             let request = try RegistrationRequest.decode(message)
-            if let peer {
+            if let peer = client.peer {
                 replies = answer(request, peer: peer)
             } else {
                 replies = [.error(errno: "ESRCH", message: "the requesting process could not be identified")]
@@ -418,9 +543,45 @@ public final class Daemon {
         } catch {
             replies = [.error(errno: "EINVAL", message: error.reason)]
         }
-        do {
-            for r in replies { try connection.send(r.encoded(), timeout: .seconds(2)) }
-        } catch {
+        for r in replies {
+            let bytes = r.encoded()
+            client.pending.append(bytes)
+            client.pendingBytes += bytes.count
+        }
+        sendPending(client, fd: fd)
+    }
+
+    /// Sends queued replies without blocking; the rest waits for POLLOUT. A client
+    /// that lets more than 8 MiB of replies pile up is closed.
+    private func sendPending(_ client: Client, fd: Int32) {
+        var sent = 0
+        while sent < client.pending.count {
+            do {
+                try client.connection.send(client.pending[sent], timeout: .zero)
+            } catch LinuxAuditError.syscall(_, let e) where e == .timedOut {
+                break
+            } catch {
+                connections[fd] = nil
+                return
+            }
+            client.pendingBytes -= client.pending[sent].count
+            sent += 1
+        }
+        if sent > 0 {
+            client.pending.removeFirst(sent)
+            client.lastActivity = Clock.monotonicMilliseconds()
+        }
+        if client.pendingBytes > Self.maxPendingReplyBytes {
+            connectionsClosedFull += 1
+            Log.warning("a registration client does not read its replies; closed (\(connectionsClosedFull) so far)")
+            connections[fd] = nil
+        }
+    }
+
+    /// Closes connections that made no progress for 5 s (a request not sent, replies not read).
+    private func closeIdleConnections(now: UInt64) {
+        for (fd, client) in connections where now > client.lastActivity + Self.idleMilliseconds {
+            connectionsClosedIdle += 1
             connections[fd] = nil
         }
     }
@@ -466,14 +627,12 @@ public final class Daemon {
             case SIGUSR1:
                 Log.info(statusLine())
             case SIGHUP:
-                // Reopen the log (after an external rotation).
-                log.close()
+                // Reopen the log (after an external rotation): the new file is opened before
+                // the old one is closed; on failure the old one stays and later flushes retry.
                 do {
-                    log = try HostLogWriter(directory: configuration.logDirectory, format: configuration.logFormat,
-                                            maxFileBytes: configuration.maxLogFileMB << 20, numLogs: configuration.numLogs,
-                                            flush: configuration.flush, frequency: configuration.frequency)
+                    try log.reopen()
                     Log.info("SIGHUP: reopened \(log.path)")
-                } catch { Log.error("SIGHUP: \(error)") }
+                } catch { Log.error("SIGHUP: \(error); still writing the file open before, retrying") }
             default: break
             }
         }
@@ -487,7 +646,10 @@ public final class Daemon {
             + " kernel_lost=\(kernelLost &- kernelLostAtStart) sequence_gaps=\(c.lost) socket_overruns=\(reader?.gaps ?? 0)"
             + " connector_overruns=\(tracker.connectorGaps) rescans=\(tracker.rescans) discovered=\(tracker.discoveredFromRecords)"
             + " pending_exits=\(tracker.pendingExitCount) submit_failures=\(submitFailures) write_errors=\(writeErrors)"
-            + " reregistrations=\(reregistrations)"
+            + " reregistrations=\(reregistrations) tracking_rule_moves=\(session?.trackingRuleMoves ?? 0)"
+            + " own_rules_restored=\(session?.ownRulesRestored ?? 0) records_written_directly=\(recordsWrittenDirectly)"
+            + " connections_refused=\(connectionsRefused) connections_closed_idle=\(connectionsClosedIdle)"
+            + " connections_closed_full=\(connectionsClosedFull) log_records_dropped=\(log.recordsDropped)"
     }
 
     private func reportLosses(always: Bool) {
@@ -511,6 +673,10 @@ public final class Daemon {
             }
             tracker.drain()
             assembler.finish()
+            // The last records (drops among them) go straight to the log: the kernel would
+            // send them back after the registration ended.
+            submitThroughKernel = false
+            writeOverdueRecords(all: true)
             submitPendingRecords()
         }
         if let s = try? control.status() { kernelLost = s.lost }
@@ -520,6 +686,30 @@ public final class Daemon {
         log.close()
         reader?.close()
         control.close()
+    }
+
+    /// STATE_DIR/contidd.lock, held (flock) for contidd's lifetime; it holds the pid.
+    private var lockFD: Int32 = -1
+
+    private func takeLock() throws {
+        let path = configuration.stateDirectory + "/contidd.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw DaemonError("open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let e = errno
+            var holder = [UInt8](repeating: 0, count: 32)
+            let n = pread(fd, &holder, holder.count, 0)
+            close(fd)
+            let pid = n > 0 ? String(decoding: holder[..<n], as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "?" : "?"
+            if e == EWOULDBLOCK {
+                throw DaemonError("another contidd (pid \(pid)) is running with state directory \(configuration.stateDirectory); stop it first")
+            }
+            throw DaemonError("flock \(path): \(String(cString: strerror(e)))")
+        }
+        let text = Array("\(ownPID)\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pwrite(fd, text, text.count, 0)
+        lockFD = fd
     }
 
     private func makeDirectory(_ path: String, mode: mode_t) throws {

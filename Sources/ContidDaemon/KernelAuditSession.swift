@@ -55,9 +55,10 @@ final class KernelAuditSession {
     }
 
     /// Loads the rules: the user's in order (`-D` deletes what is there first), then
-    /// contid's tracking rules appended after them (the kernel reports the key of
-    /// the first matching exit rule), then the self-exclusion rule at the head.
-    func loadRules(_ lines: [RuleLine], backlog: inout UInt32) throws -> ContainerRuleFilter {
+    /// the self-exclusion rule at the head, then (`withTracking`, the netlink source
+    /// only) contid's tracking rules appended after them (the kernel reports the key
+    /// of the first matching exit rule).
+    func loadRules(_ lines: [RuleLine], backlog: inout UInt32, withTracking: Bool) throws -> ContainerRuleFilter {
         var filter = ContainerRuleFilter()
         for line in lines {
             switch line.command {
@@ -83,10 +84,63 @@ final class KernelAuditSession {
                 filter.add(parsed)
             }
         }
-        let own = AuditRule.contidRules()
-        for rule in own.dropFirst() { try addOwn(rule, prepend: false) }
-        try addOwn(own[0], prepend: true)
+        var exclusion = AuditRule.selfExclusion()
+        do {
+            try addOwn(exclusion, prepend: true)
+        } catch where exclusion.fields.count > 1 {
+            Log.warning("the kernel refused the self-exclusion rule with -F exe= (\(error)); using -F pid= alone")
+            exclusion = AuditRule.selfExclusion(executable: nil)
+            try addOwn(exclusion, prepend: true)
+        }
+        selfExclusion = exclusion
+        if withTracking {
+            trackingRules = AuditArch.supported.map { AuditRule.tracking(arch: $0) }
+            for rule in trackingRules { try addOwn(rule, prepend: false) }
+        }
         return filter
+    }
+
+    /// contidd's self-exclusion rule (at the head of the exit list) and tracking rules
+    /// (at its end: the kernel reports the key of the first matching exit rule).
+    private(set) var selfExclusion: AuditRule?
+    private(set) var trackingRules: [AuditRule] = []
+    /// Times the tracking rules were moved back to the end, and rules put back after
+    /// someone deleted them.
+    private(set) var trackingRuleMoves = 0
+    private(set) var ownRulesRestored = 0
+
+    /// Keeps contidd's rules where they must be: the self-exclusion rule present (put
+    /// back at the head after `auditctl -D`), the tracking rules last among the exit
+    /// rules (a rule appended after them would have its events keyed contid-track).
+    func maintainOwnRules() throws {
+        guard let exclusion = selfExclusion else { return }
+        let exitRules = try control.listRules().filter { $0.list == .exit }
+        var reAppend = false
+        if !exitRules.contains(exclusion) {
+            try? control.addRule(exclusion, prepend: true)
+            ownRulesRestored += 1
+            Log.warning("contidd's self-exclusion rule was deleted; added again")
+            reAppend = !trackingRules.isEmpty
+        }
+        if !trackingRules.isEmpty, !reAppend {
+            if let last = exitRules.lastIndex(where: { trackingRules.contains($0) }) {
+                reAppend = exitRules[(last + 1)...].contains { !trackingRules.contains($0) && $0 != exclusion }
+                    || trackingRules.contains { !exitRules.contains($0) }
+                if reAppend {
+                    trackingRuleMoves += 1
+                    Log.info("a rule was added after contidd's tracking rules; moving them to the end (\(trackingRuleMoves) moves)")
+                }
+            } else {
+                reAppend = true
+                ownRulesRestored += 1
+                Log.warning("contidd's tracking rules were deleted; added again")
+            }
+        }
+        guard reAppend else { return }
+        for rule in trackingRules {
+            do { try control.deleteRule(rule) } catch LinuxAuditError.rejected(_, let e) where e == .noSuchFileOrDirectory {}
+        }
+        for rule in trackingRules { try control.addRule(rule, prepend: false) }
     }
 
     private func addOwn(_ rule: AuditRule, prepend: Bool) throws {

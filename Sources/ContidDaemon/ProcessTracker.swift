@@ -12,7 +12,7 @@ import LinuxAudit
 /// records; holds exits for a grace period.
 final class ProcessTracker {
     let registry: ContainerRegistry
-    let connector: ProcConnector
+    private(set) var connector: ProcConnector
     private let buffer = NetlinkReceiveBuffer()
     let graceMilliseconds: UInt64
 
@@ -20,6 +20,12 @@ final class ProcessTracker {
     private var pendingExits: [(key: ProcessKey, wallMs: UInt64)] = []
     private var pendingHead = 0
     private var pendingByPID: [Int32: UInt64] = [:]
+    /// Thread groups whose leader exited while other threads live (pthread_exit from
+    /// main, or de_thread of an exec from another thread): tgid → start time. Their
+    /// real end is the EXIT of their last thread.
+    private var leaderGone: [Int32: UInt64] = [:]
+    /// Held exits cancelled because the thread group was still alive.
+    private(set) var leaderExitsCancelled = 0
 
     private(set) var connectorGaps = 0
     private(set) var rescans = 0
@@ -34,6 +40,53 @@ final class ProcessTracker {
         self.registry = registry
         self.graceMilliseconds = UInt64(graceMilliseconds)
         connector = try ProcConnector(receiveBufferSize: 32 << 20, filter: [.fork, .exit])
+    }
+
+    /// A child this process started to check that the connector reports forks, and
+    /// whether its FORK was seen.
+    private var probePID: Int32 = 0
+    private var probeSeen = false
+
+    /// The kernel subscribes silently: a filtered subscription on a kernel without
+    /// filters, or a subscriber outside the initial namespaces, gets nothing. Starts
+    /// a short-lived child and waits up to 1 s for its FORK; without it, subscribes
+    /// again without the filter and tries once more; then gives up.
+    func verifySubscription() throws {
+        if try probe() { return }
+        Log.warning("the proc connector reported no FORK of a test child; subscribing again without the event filter")
+        connector.close()
+        connector = try ProcConnector(receiveBufferSize: 32 << 20, filter: nil)
+        if try probe() { return }
+        throw DaemonError("the proc connector sends no process events (is contidd in the initial pid and user namespaces?); processes cannot be tracked")
+    }
+
+    private func probe() throws -> Bool {
+        var pid: pid_t = 0
+        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+        defer { free(argv[0]) }
+        let rc = posix_spawn(&pid, "/bin/true", nil, nil, &argv, environ)
+        guard rc == 0 else { throw DaemonError("posix_spawn /bin/true: \(String(cString: strerror(rc)))") }
+        probePID = pid
+        probeSeen = false
+        defer {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            probePID = 0
+        }
+        let deadline = Clock.monotonicMilliseconds() + 1000
+        while !probeSeen {
+            let now = Clock.monotonicMilliseconds()
+            guard now < deadline else { break }
+            do {
+                try connector.receive(into: buffer, timeout: .milliseconds(Int64(deadline - now)), maxDatagrams: 512) { event in
+                    self.apply(event)
+                }
+            } catch {
+                Log.error("proc connector: \(error)")
+                break
+            }
+        }
+        return probeSeen
     }
 
     var descriptor: Int32 { connector.descriptor.rawValue }
@@ -70,18 +123,27 @@ final class ProcessTracker {
     private func apply(_ event: ProcEvent) {
         switch event.kind {
         case let .fork(_, parentTGID, childPID, childTGID):
+            if childTGID == probePID, probePID != 0 { probeSeen = true }
             if childPID != childTGID {
                 registry.apply(.created(parent: childTGID, child: ProcessKey(pid: childPID, start: 0), kind: .thread))
                 return
             }
             forks += 1
             if pendingByPID[childPID] != nil { applyExit(pid: childPID) }
+            leaderGone[childPID] = nil
             // The start time names the process for good (pid reuse); a child already gone gets 0.
             let start = ProcStat.startTime(pid: childPID) ?? 0
             registry.apply(.created(parent: parentTGID, child: ProcessKey(pid: childPID, start: start)))
         case let .exit(pid, tgid, _, _, _, _):
             if pid != tgid {
                 registry.apply(.threadExited(process: tgid))
+                // A group whose leader is gone ends with its last thread: hold an exit,
+                // checked again against /proc when it falls due.
+                if let start = leaderGone[tgid], pendingByPID[tgid] == nil,
+                   registry.process(tgid)?.process.start == start {
+                    pendingByPID[tgid] = start
+                    pendingExits.append((ProcessKey(pid: tgid, start: start), Clock.wallMilliseconds()))
+                }
                 return
             }
             guard let state = registry.process(pid) else { return }
@@ -97,6 +159,7 @@ final class ProcessTracker {
     /// Applies the held exit of `pid` now (its pid is being reused, or it is due).
     private func applyExit(pid: Int32) {
         guard let start = pendingByPID.removeValue(forKey: pid) else { return }
+        leaderGone[pid] = nil
         registry.apply(.exited(ProcessKey(pid: pid, start: start)))
         if registry.pendingRecordCount > 0 { changed = true }
     }
@@ -113,7 +176,15 @@ final class ProcessTracker {
             let expired = streamIdle && now > wallMs + graceMilliseconds
             guard passed || expired || now > wallMs + 10 * graceMilliseconds else { break }
             pendingHead += 1
-            if pendingByPID[key.pid] == key.start { applyExit(pid: key.pid) }
+            guard pendingByPID[key.pid] == key.start else { continue }
+            if key.start != 0, ThreadGroup.isAlive(tgid: key.pid, start: key.start) {
+                // The leader exited, the process did not: the exit is cancelled.
+                pendingByPID[key.pid] = nil
+                leaderGone[key.pid] = key.start
+                leaderExitsCancelled += 1
+                continue
+            }
+            applyExit(pid: key.pid)
         }
         if pendingHead > 4096, pendingHead * 2 > pendingExits.count {
             pendingExits.removeFirst(pendingHead)
@@ -192,6 +263,27 @@ final class ProcessTracker {
             k = pk
         }
         for (k, parent) in list.reversed() { registry.apply(.discovered(k, parent: parent)) }
+    }
+}
+
+/// Whether a thread group still runs after its leader's EXIT: /proc/TGID has the same
+/// start time, and the leader is not a zombie (another thread exec'd and took over
+/// the pid) or /proc/TGID/task lists another thread (the leader called pthread_exit).
+enum ThreadGroup {
+    static func isAlive(tgid: Int32, start: UInt64) -> Bool {
+        // Most processes are reaped by now: the cheap read first.
+        guard ProcStat.startTime(pid: tgid) == start,
+              let stat = try? ProcFS().stat(pid: tgid), stat.startTime == start else { return false }
+        if stat.state != UInt8(ascii: "Z"), stat.state != UInt8(ascii: "X") { return true }
+        guard let dir = opendir("/proc/\(tgid)/task") else { return false }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if let tid = Int32(name), tid != tgid { return true }
+        }
+        return false
     }
 }
 

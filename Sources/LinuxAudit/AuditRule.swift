@@ -301,10 +301,25 @@ extension AuditRule {
     /// The key of contid's own tracking rules.
     public static let trackingKey = "contid-track"
 
-    /// `-a never,exit -F pid=<pid> -S all`: the daemon's own syscalls are never
-    /// audited. Add it with `prepend: true` so it is evaluated before every other exit rule.
-    public static func selfExclusion(pid: pid_t = getpid()) -> AuditRule {
-        AuditRule(list: .exit, action: .never, syscalls: .all, fields: [Field(.pid, .equal, UInt32(bitPattern: pid))])
+    /// `-a never,exit -S all -F pid=<pid> -F exe=<path>`: the daemon's own syscalls are
+    /// never audited. The executable condition keeps the rule from exempting whoever
+    /// reuses the pid after a crash. Add it with `prepend: true` so it is evaluated
+    /// before every other exit rule.
+    public static func selfExclusion(pid: pid_t = getpid(), executable: String? = ownExecutable) -> AuditRule {
+        var fields = [Field(.pid, .equal, UInt32(bitPattern: pid))]
+        if let executable { fields.append(Field(.executable, .equal, executable)) }
+        return AuditRule(list: .exit, action: .never, syscalls: .all, fields: fields)
+    }
+
+    /// This process's executable (`/proc/self/exe`); nil when it cannot be named
+    /// (deleted or replaced since it started).
+    public static var ownExecutable: String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        let path = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard path.hasPrefix("/"), !path.hasSuffix(" (deleted)") else { return nil }
+        return path
     }
 
     /// `-a always,exit -F arch=<arch> -S clone,fork,... -k <key>`.
@@ -315,8 +330,9 @@ extension AuditRule {
 
     /// The self-exclusion rule first, then one tracking rule per supported ABI: the
     /// order they must end up in (add the first with `prepend: true`).
-    public static func contidRules(pid: pid_t = getpid(), key: String = trackingKey) -> [AuditRule] {
-        [selfExclusion(pid: pid)] + AuditArch.supported.map { tracking(arch: $0, key: key) }
+    public static func contidRules(pid: pid_t = getpid(), executable: String? = ownExecutable,
+                                   key: String = trackingKey) -> [AuditRule] {
+        [selfExclusion(pid: pid, executable: executable)] + AuditArch.supported.map { tracking(arch: $0, key: key) }
     }
 
     /// `-w path -p perms -k key`: an exit rule with a path watch.

@@ -4,6 +4,10 @@ import Testing
 /// The `contid replay` executable as a user runs it.
 @Suite struct ReplayCommandTests {
     static let binary: URL = {
+        // Next to the test bundle (any --scratch-path), else the default build directory.
+        let here = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/")
+            .deletingLastPathComponent().appendingPathComponent("contid")
+        if FileManager.default.isExecutableFile(atPath: here.path) { return here }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         return root.appendingPathComponent(".build/debug/contid")
     }()

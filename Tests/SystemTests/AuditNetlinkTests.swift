@@ -172,10 +172,11 @@ struct AuditNetlinkTests {
             #expect(listed.first?.syscalls.isAll == true)
             #expect(AuditRule.contidRules(key: key) == [exclusion] + tracking)
             // libaudit decodes our encoding the same way.
+            let exe = try #require(AuditRule.ownExecutable)
             let auditctl = try runCapturing(["/usr/sbin/auditctl", "-l"])
             #expect(auditctl.status == 0)
             #expect(auditctl.output == """
-                -a never,exit -S all -F pid=\(getpid())
+                -a never,exit -S all -F pid=\(getpid()) -F exe=\(exe)
                 -a always,exit -F arch=b64 -S clone,fork,vfork,execve,exit_group,unshare,setns,execveat,clone3 -F key=\(key)
                 -a always,exit -F arch=b32 -S fork,execve,clone,vfork,exit_group,unshare,setns,execveat,clone3 -F key=\(key)
 
