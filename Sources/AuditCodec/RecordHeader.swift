@@ -113,13 +113,11 @@ public enum RecordScanner {
             return .failure(AuditParseError(.missingTimestamp, column: p + 1))
         }
         p += litCount
-        let stamp: (time: AuditTime, serial: UInt32)
+        let stamp: (time: AuditTime, serial: UInt32, colon: Bool)
         switch parseStamp(base, &p, n) {
         case .success(let v): stamp = v
         case .failure(let e): return .failure(e)
         }
-        var colon = false
-        if p < n, base[p] == UInt8(ascii: ":") { colon = true; p += 1 }
         // The body ends at the first 0x1D (ENRICHED part), if any.
         var end = n
         if let sep = memchr(base + p, Int32(enrichmentSeparator), n - p) {
@@ -128,12 +126,12 @@ public enum RecordScanner {
         return .success(RecordHeader(
             type: type, node: node, typeName: Int32(nameStart)..<Int32(nameStart + name.count),
             time: stamp.time, serial: stamp.serial,
-            hasColon: colon, bodyStart: Int32(p), bodyEnd: Int32(end), length: Int32(n)))
+            hasColon: stamp.colon, bodyStart: Int32(p), bodyEnd: Int32(end), length: Int32(n)))
     }
 
-    /// `SECONDS.MMM:SERIAL)` from p (just after `audit(`); leaves p after the `)`.
+    /// `SECONDS.MMM:SERIAL)` and an optional `:` from p (just after `audit(`); leaves p after them.
     @inline(__always)
-    static func parseStamp(_ base: UnsafePointer<UInt8>, _ p: inout Int, _ n: Int) -> Result<(time: AuditTime, serial: UInt32), AuditParseError> {
+    static func parseStamp(_ base: UnsafePointer<UInt8>, _ p: inout Int, _ n: Int) -> Result<(time: AuditTime, serial: UInt32, colon: Bool), AuditParseError> {
         var seconds: UInt64 = 0
         let secStart = p
         while p < n, isDigit(base[p]), p - secStart < 19 {
@@ -167,7 +165,9 @@ public enum RecordScanner {
             return .failure(AuditParseError(.badTimestamp("serial with a leading zero"), column: serStart + 1))
         }
         p += 1
-        return .success((AuditTime(seconds: seconds, milliseconds: ms), UInt32(serial)))
+        var colon = false
+        if p < n, base[p] == UInt8(ascii: ":") { colon = true; p += 1 }
+        return .success((AuditTime(seconds: seconds, milliseconds: ms), UInt32(serial), colon))
     }
 
     /// Parses a kernel netlink payload `audit(SEC.MS:SERIAL): BODY` whose type came in nlmsg_type.
@@ -178,16 +178,14 @@ public enum RecordScanner {
               memcmp(base, "audit(", 6) == 0
         else { return .failure(AuditParseError(.missingTimestamp, column: 1)) }
         var p = 6
-        let stamp: (time: AuditTime, serial: UInt32)
+        let stamp: (time: AuditTime, serial: UInt32, colon: Bool)
         switch parseStamp(base, &p, n) {
         case .success(let v): stamp = v
         case .failure(let e): return .failure(e)
         }
-        var colon = false
-        if p < n, base[p] == UInt8(ascii: ":") { colon = true; p += 1 }
         return .success(RecordHeader(
             type: type, node: 0..<0, typeName: 0..<0, time: stamp.time,
-            serial: stamp.serial, hasColon: colon, bodyStart: Int32(p), bodyEnd: Int32(n), length: Int32(n)))
+            serial: stamp.serial, hasColon: stamp.colon, bodyStart: Int32(p), bodyEnd: Int32(n), length: Int32(n)))
     }
 
     @inline(__always) static func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }

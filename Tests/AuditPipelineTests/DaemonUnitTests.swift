@@ -122,23 +122,8 @@ import Testing
 }
 
 @Suite struct HostLogTests {
-    func temporaryDirectory() -> String {
-        var template = Array("/tmp/contid-hostlog-XXXXXX".utf8CString)
-        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-    }
-
-    func read(_ path: String) -> String {
-        guard let f = fopen(path, "r") else { return "" }
-        defer { fclose(f) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n == 0 { break }
-            out += buf[..<n]
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    func temporaryDirectory() -> String { makeTemporaryDirectory("hostlog") }
+    func read(_ path: String) -> String { fileContents(path) }
 
     @Test func ownUserMessagesAreUnwrappedOthersAreNot() throws {
         let wrapped = try AuditRecord(parsing: "type=UNKNOWN[2900] msg=audit(1700000000.123:42): pid=500 uid=0 auid=4294967295 ses=4294967295 msg='op=set opid=812 contid=7 old-contid=-1 pid=800 uid=0 auid=1000 ses=3 comm=\"sh\" exe=\"/usr/bin/dash\" res=1'")

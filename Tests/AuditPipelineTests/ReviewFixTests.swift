@@ -41,23 +41,8 @@ import Testing
         #expect(HostLogForm.unwrappedText(" pid=500 uid=0 msg=x", ownPID: 500) == nil)
     }
 
-    func temporaryDirectory() -> String {
-        var template = Array("/tmp/contid-reviewfix-XXXXXX".utf8CString)
-        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-    }
-
-    func contents(_ path: String) -> String {
-        guard let f = fopen(path, "r") else { return "" }
-        defer { fclose(f) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n == 0 { break }
-            out += buf[..<n]
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    func temporaryDirectory() -> String { makeTemporaryDirectory("reviewfix") }
+    func contents(_ path: String) -> String { fileContents(path) }
 
     func record(_ n: Int) -> AuditRecord {
         AuditRecord.make(type: .containerOp, time: AuditTime(seconds: 1_700_000_000, milliseconds: 0), serial: UInt32(n),
