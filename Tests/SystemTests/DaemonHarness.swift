@@ -20,13 +20,18 @@ final class DaemonHarness {
 
     /// `rules` is the text of `rules.d/10-test.rules`.
     init(rules: String, extraArguments: [String] = []) throws {
-        (contidd, contid) = try Self.binaries()
+        let built: String
+        (contidd, built) = try Self.binaries()
         var template = Array("/tmp/contid-daemon-test-XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw LinuxAuditError.syscall("mkdtemp", Errno(rawValue: errno))
         }
         root = String(cString: made)
         chmod(root, 0o755)  // unprivileged test users reach the socket and the fifos
+        // contid runs as unprivileged users too, who may not reach the build folder
+        // (a checkout under a 0700 directory): they get a copy here.
+        contid = root + "/contid"
+        try write(bytes: try readAll(built), to: contid)
         logDir = root + "/log"
         runDir = root + "/run"
         stateDir = root + "/state"
@@ -204,11 +209,19 @@ struct LoggedEvent {
 // MARK: - helpers
 
 func write(_ text: String, to path: String) throws {
+    try write(bytes: Array(text.utf8), to: path)
+}
+
+func write(bytes: [UInt8], to path: String) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
     guard fd >= 0 else { throw LinuxAuditError.syscall("open(\(path))", Errno(rawValue: errno)) }
     defer { close(fd) }
-    let bytes = Array(text.utf8)
-    guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw LinuxAuditError.syscall("write(\(path))", Errno(rawValue: errno)) }
+    var off = 0
+    while off < bytes.count {
+        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, bytes.count - off) }
+        guard n > 0 else { throw LinuxAuditError.syscall("write(\(path))", Errno(rawValue: errno)) }
+        off += n
+    }
 }
 
 func readAll(_ path: String) throws -> [UInt8] {
