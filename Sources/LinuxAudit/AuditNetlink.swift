@@ -213,7 +213,7 @@ public final class AuditNetlink: Sendable {
     /// `maxDatagrams` datagrams to `body`. Control messages (acks, DONE) are skipped;
     /// ENOBUFS is counted in the result and in `gaps`, and reading goes on.
     @discardableResult
-    public func receive(into buffer: NetlinkReceiveBuffer, timeout: Duration?, maxDatagrams: Int = 64,
+    public func receive(into buffer: borrowing NetlinkReceiveBuffer, timeout: Duration?, maxDatagrams: Int = 64,
                         _ body: (AuditNetlinkMessage) throws -> Void) throws -> NetlinkReceiveResult {
         let result = try socket.receive(into: buffer, timeout: timeout, maxDatagrams: maxDatagrams) { datagram in
             let ok = try NetlinkSocket.forEachMessage(in: datagram) { message in

@@ -28,7 +28,12 @@ public struct NetlinkReceiveResult: Sendable, Equatable {
 
 /// A reusable receive buffer, owned by one reading thread, so that receiving
 /// allocates nothing per message.
-public final class NetlinkReceiveBuffer {
+///
+/// A non-copyable value, not a class: as a function-local class instance it was
+/// stack-promoted by Swift 6.3's optimizer, and every error thrown out of a
+/// `receive` that borrowed it (each request the kernel refused) left it
+/// over-retained at its deallocation, which crashed the process.
+public struct NetlinkReceiveBuffer: ~Copyable {
     let storage: UnsafeMutableRawBufferPointer
     public init(capacity: Int = 1 << 16) {
         storage = .allocate(byteCount: capacity, alignment: 8)
@@ -91,7 +96,7 @@ final class NetlinkSocket: Sendable {
     /// Waits up to `timeout` (nil: forever) for something to read, then reads up to
     /// `maxDatagrams` datagrams without blocking. ENOBUFS counts as a gap and reading
     /// goes on; datagrams not sent by the kernel (nl_pid != 0) are dropped.
-    func receive(into buffer: NetlinkReceiveBuffer, timeout: Duration?, maxDatagrams: Int,
+    func receive(into buffer: borrowing NetlinkReceiveBuffer, timeout: Duration?, maxDatagrams: Int,
                  _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> NetlinkReceiveResult {
         var result = NetlinkReceiveResult()
         // A zero timeout reads straight away: the caller polled already, or wants what is there.

@@ -111,7 +111,7 @@ public final class ProcConnector: Sendable {
     /// `maxDatagrams` datagrams to `body`. Subscription acks are skipped. A result
     /// with `gaps > 0` means events were dropped before we could read them.
     @discardableResult
-    public func receive(into buffer: NetlinkReceiveBuffer, timeout: Duration?, maxDatagrams: Int = 256,
+    public func receive(into buffer: borrowing NetlinkReceiveBuffer, timeout: Duration?, maxDatagrams: Int = 256,
                         _ body: (ProcEvent) throws -> Void) throws -> NetlinkReceiveResult {
         let result = try socket.receive(into: buffer, timeout: timeout, maxDatagrams: maxDatagrams) { datagram in
             try NetlinkSocket.forEachMessage(in: datagram) { m in
