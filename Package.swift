@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "contidd",
             dependencies: [
-                "ContidDaemon",
+                "ContidDaemon", "AuditPipeline", "LinuxAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(

@@ -1,6 +1,5 @@
 import AuditCodec
 import AuditPipeline
-import Glibc
 import LinuxAudit
 
 // What contidd changes in the kernel's audit configuration, and how it puts it
@@ -32,7 +31,7 @@ final class KernelAuditSession {
             found = try control.status()
         }
         guard found.enabled != 2 else {
-            throw DaemonError("the kernel audit configuration is locked (enabled=2) until reboot; contidd cannot add its rules")
+            throw DaemonError.auditLocked
         }
     }
 
@@ -79,7 +78,7 @@ final class KernelAuditSession {
                 } catch LinuxAuditError.rejected(_, let e) where e == .fileExists {
                     Log.warning("\(line.file):\(line.line): the kernel has this rule already; left as it is")
                 } catch {
-                    throw DaemonError("\(line.file):\(line.line): the kernel refused the rule: \(error)")
+                    throw DaemonError.ruleRefused(file: line.file, line: line.line, error)
                 }
                 filter.add(parsed)
             }
@@ -158,8 +157,7 @@ final class KernelAuditSession {
             let op = AuditRule.Operator(rawValue: f.op) ?? .equal
             // `-w PATH` on a directory watches the tree (AUDIT_DIR), as auditctl decides by stat.
             if f.kind == AuditRule.FieldKind.watch.rawValue, case .string(let path) = f.value {
-                var st = stat()
-                if stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
+                if FileSystem.isDirectory(path) {
                     return AuditRule.Field(.directory, op, .string(path))
                 }
             }
@@ -193,7 +191,7 @@ final class KernelAuditSession {
         if changedEnabled, found.enabled <= 1 {
             do { try control.setEnabled(found.enabled == 1) } catch { Log.error("restoring enabled: \(error)") }
         }
-        unlink(statePath)
+        try? FileSystem.remove(statePath)
     }
 
     // MARK: kernel.state
@@ -210,11 +208,11 @@ final class KernelAuditSession {
         text += "enabled \(found.enabled)\nbacklog_limit \(found.backlogLimit)\n"
         for r in added { text += "added \(AuditText.hex(r.encoded()))\n" }
         for r in deleted { text += "deleted \(AuditText.hex(r.encoded()))\n" }
-        try AtomicFile.write(Array(text.utf8), to: statePath)
+        try FileSystem.writeAtomically(Array(text.utf8), to: statePath)
     }
 
     static func load(_ path: String) -> Saved? {
-        guard let bytes = AtomicFile.read(path) else { return nil }
+        guard let bytes = try? FileSystem.read(path) else { return nil }
         var saved = Saved(enabled: 0, backlogLimit: 0, added: [], deleted: [])
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
             let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
@@ -233,46 +231,3 @@ final class KernelAuditSession {
     }
 }
 
-/// A fatal daemon error with a message for people.
-struct DaemonError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Whole-file writes that are never seen half done: tmp + fsync + rename.
-enum AtomicFile {
-    static func write(_ bytes: [UInt8], to path: String) throws {
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw DaemonError("open \(tmp): \(String(cString: strerror(errno)))") }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = errno
-                close(fd)
-                throw DaemonError("write \(tmp): \(String(cString: strerror(e)))")
-            }
-            off += n
-        }
-        fsync(fd)
-        close(fd)
-        guard rename(tmp, path) == 0 else { throw DaemonError("rename \(tmp): \(String(cString: strerror(errno)))") }
-    }
-
-    static func read(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = Glibc.read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            out += chunk[..<n]
-        }
-        return out
-    }
-}

@@ -8,12 +8,14 @@ import LinuxAudit
 // Exits are held back: a process's last records (exit_group) reach us after
 // its EXIT, so its container must outlive it until they have been seen.
 
-/// Feeds the registry from the proc connector, /proc scans and the `ppid=` of
-/// records; holds exits for a grace period.
+/// Feeds the registry from the process events (the proc connector), /proc scans
+/// and the `ppid=` of records; holds exits for a grace period. The kernel comes in
+/// through `events` and `processes`, time through `clock`: tests substitute all three.
 final class ProcessTracker {
     let registry: ContainerRegistry
-    private(set) var connector: ProcConnector
-    private let buffer = NetlinkReceiveBuffer()
+    let events: ProcessEventSource
+    let processes: ProcessSource
+    let clock: TimeSource
     let graceMilliseconds: UInt64
 
     /// Exits waiting for the audit stream to pass them: (process, wall time of the EXIT in ms).
@@ -36,10 +38,13 @@ final class ProcessTracker {
     /// Set when something changed that a registry snapshot should keep.
     var changed = false
 
-    init(registry: ContainerRegistry, graceMilliseconds: Int) throws {
+    init(registry: ContainerRegistry, events: ProcessEventSource, processes: ProcessSource, clock: TimeSource,
+         graceMilliseconds: Int) {
         self.registry = registry
+        self.events = events
+        self.processes = processes
+        self.clock = clock
         self.graceMilliseconds = UInt64(graceMilliseconds)
-        connector = try ProcConnector(receiveBufferSize: 32 << 20, filter: [.fork, .exit])
     }
 
     /// A child this process started to check that the connector reports forks, and
@@ -54,33 +59,25 @@ final class ProcessTracker {
     func verifySubscription() throws {
         if try probe() { return }
         Log.warning("the proc connector reported no FORK of a test child; subscribing again without the event filter")
-        connector.close()
-        connector = try ProcConnector(receiveBufferSize: 32 << 20, filter: nil)
+        try events.resubscribeUnfiltered()
         if try probe() { return }
-        throw DaemonError("the proc connector sends no process events (is contidd in the initial pid and user namespaces?); processes cannot be tracked")
+        throw DaemonError.connectorSilent
     }
 
     private func probe() throws -> Bool {
-        var pid: pid_t = 0
-        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
-        defer { free(argv[0]) }
-        let rc = posix_spawn(&pid, "/bin/true", nil, nil, &argv, environ)
-        guard rc == 0 else { throw DaemonError("posix_spawn /bin/true: \(String(cString: strerror(rc)))") }
+        let pid = try ChildProcess.spawn("/bin/true", ["/bin/true"])
         probePID = pid
         probeSeen = false
         defer {
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            _ = try? ChildProcess.wait(pid)
             probePID = 0
         }
-        let deadline = Clock.monotonicMilliseconds() + 1000
+        let deadline = clock.monotonicMilliseconds + 1000
         while !probeSeen {
-            let now = Clock.monotonicMilliseconds()
+            let now = clock.monotonicMilliseconds
             guard now < deadline else { break }
             do {
-                try connector.receive(into: buffer, timeout: .milliseconds(Int64(deadline - now)), maxDatagrams: 512) { event in
-                    self.apply(event)
-                }
+                _ = try events.read(timeout: .milliseconds(Int64(deadline - now)), maxDatagrams: 512) { self.apply($0) }
             } catch {
                 Log.error("proc connector: \(error)")
                 break
@@ -89,7 +86,7 @@ final class ProcessTracker {
         return probeSeen
     }
 
-    var descriptor: Int32 { connector.descriptor.rawValue }
+    var descriptor: Int32 { events.pollDescriptor }
     var pendingExitCount: Int { pendingExits.count - pendingHead }
 
     // MARK: connector
@@ -101,9 +98,7 @@ final class ProcessTracker {
         while true {
             let result: NetlinkReceiveResult
             do {
-                result = try connector.receive(into: buffer, timeout: .zero, maxDatagrams: 512) { event in
-                    self.apply(event)
-                }
+                result = try events.read(timeout: .zero, maxDatagrams: 512) { self.apply($0) }
             } catch {
                 Log.error("proc connector: \(error)")
                 return
@@ -120,7 +115,7 @@ final class ProcessTracker {
         }
     }
 
-    private func apply(_ event: ProcEvent) {
+    func apply(_ event: ProcEvent) {
         switch event.kind {
         case let .fork(_, parentTGID, childPID, childTGID):
             if childTGID == probePID, probePID != 0 { probeSeen = true }
@@ -132,7 +127,7 @@ final class ProcessTracker {
             if pendingByPID[childPID] != nil { applyExit(pid: childPID) }
             leaderGone[childPID] = nil
             // The start time names the process for good (pid reuse); a child already gone gets 0.
-            let start = ProcStat.startTime(pid: childPID) ?? 0
+            let start = processes.startTime(pid: childPID) ?? 0
             registry.apply(.created(parent: parentTGID, child: ProcessKey(pid: childPID, start: start)))
         case let .exit(pid, tgid, _, _, _, _):
             if pid != tgid {
@@ -142,7 +137,7 @@ final class ProcessTracker {
                 if let start = leaderGone[tgid], pendingByPID[tgid] == nil,
                    registry.process(tgid)?.process.start == start {
                     pendingByPID[tgid] = start
-                    pendingExits.append((ProcessKey(pid: tgid, start: start), Clock.wallMilliseconds()))
+                    pendingExits.append((ProcessKey(pid: tgid, start: start), clock.wallMilliseconds))
                 }
                 return
             }
@@ -150,7 +145,7 @@ final class ProcessTracker {
             exits += 1
             if pendingByPID[pid] != nil { applyExit(pid: pid) }
             pendingByPID[pid] = state.process.start
-            pendingExits.append((state.process, Clock.wallMilliseconds()))
+            pendingExits.append((state.process, clock.wallMilliseconds))
         default:
             break
         }
@@ -177,7 +172,7 @@ final class ProcessTracker {
             guard passed || expired || now > wallMs + 10 * graceMilliseconds else { break }
             pendingHead += 1
             guard pendingByPID[key.pid] == key.start else { continue }
-            if key.start != 0, ThreadGroup.isAlive(tgid: key.pid, start: key.start) {
+            if key.start != 0, processes.isThreadGroupAlive(tgid: key.pid, start: key.start) {
                 // The leader exited, the process did not: the exit is cancelled.
                 pendingByPID[key.pid] = nil
                 leaderGone[key.pid] = key.start
@@ -206,7 +201,7 @@ final class ProcessTracker {
     func scan() {
         rescans += 1
         let entries: [ProcessEntry]
-        do { entries = try ProcFS().processes() } catch {
+        do { entries = try processes.processes() } catch {
             Log.error("scanning /proc: \(error)")
             return
         }
@@ -228,7 +223,7 @@ final class ProcessTracker {
             }
         }
         for e in entries.sorted(by: { $0.pid < $1.pid }) { add(e) }
-        let now = Clock.wallMilliseconds()
+        let now = clock.wallMilliseconds
         for state in registry.allProcesses() where byPID[state.process.pid]?.startTime != state.process.start {
             guard pendingByPID[state.process.pid] == nil else { continue }
             pendingByPID[state.process.pid] = state.process.start
@@ -242,10 +237,10 @@ final class ProcessTracker {
     func discover(pid: Int32, ppid: Int32) {
         if registry.process(pid) != nil { return }
         discoveredFromRecords += 1
-        if registry.process(ppid) == nil, ppid > 1, let s = try? ProcFS().stat(pid: ppid) {
+        if registry.process(ppid) == nil, ppid > 1, let s = try? processes.stat(pid: ppid) {
             registry.apply(.discovered(ProcessKey(pid: ppid, start: s.startTime), parent: s.ppid))
         }
-        registry.apply(.discovered(ProcessKey(pid: pid, start: ProcStat.startTime(pid: pid) ?? 0), parent: ppid))
+        registry.apply(.discovered(ProcessKey(pid: pid, start: processes.startTime(pid: pid) ?? 0), parent: ppid))
     }
 
     /// Makes sure a live process (as the kernel says now) is in the registry,
@@ -255,9 +250,9 @@ final class ProcessTracker {
         if known(key) { return }
         var list: [(key: ProcessKey, parent: Int32)] = []
         var k = key
-        while let s = try? ProcFS().stat(pid: k.pid), s.startTime == k.start {
+        while let s = try? processes.stat(pid: k.pid), s.startTime == k.start {
             list.append((k, s.ppid))
-            guard s.ppid > 0, let ps = try? ProcFS().stat(pid: s.ppid) else { break }
+            guard s.ppid > 0, let ps = try? processes.stat(pid: s.ppid) else { break }
             let pk = ProcessKey(pid: s.ppid, start: ps.startTime)
             if known(pk) { break }
             k = pk
@@ -266,92 +261,8 @@ final class ProcessTracker {
     }
 }
 
-/// Whether a thread group still runs after its leader's EXIT: /proc/TGID has the same
-/// start time, and the leader is not a zombie (another thread exec'd and took over
-/// the pid) or /proc/TGID/task lists another thread (the leader called pthread_exit).
-enum ThreadGroup {
-    static func isAlive(tgid: Int32, start: UInt64) -> Bool {
-        // Most processes are reaped by now: the cheap read first.
-        guard ProcStat.startTime(pid: tgid) == start,
-              let stat = try? ProcFS().stat(pid: tgid), stat.startTime == start else { return false }
-        if stat.state != UInt8(ascii: "Z"), stat.state != UInt8(ascii: "X") { return true }
-        guard let dir = opendir("/proc/\(tgid)/task") else { return false }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if let tid = Int32(name), tid != tgid { return true }
-        }
-        return false
-    }
-}
-
-/// /proc/PID/stat read for its start time only, without allocating: this runs for
-/// every fork on the machine.
+/// The start time of a process as the real /proc says (registration targets and
+/// restored snapshots; the tracker uses its own source).
 enum ProcStat {
-    static func startTime(pid: Int32) -> UInt64? {
-        var path: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // "/proc/4194304/stat\0" fits in 32 bytes
-        let fd: Int32 = withUnsafeMutableBytes(of: &path) { raw in
-            var n = 0
-            for c in "/proc/".utf8 { raw[n] = c; n += 1 }
-            var digits: [UInt8] = []
-            var v = pid
-            repeat { digits.append(UInt8(48 + v % 10)); v /= 10 } while v > 0
-            for c in digits.reversed() { raw[n] = c; n += 1 }
-            for c in "/stat".utf8 { raw[n] = c; n += 1 }
-            raw[n] = 0
-            return open(raw.baseAddress!.assumingMemoryBound(to: CChar.self), O_RDONLY | O_CLOEXEC)
-        }
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        return withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 8) { buf -> UInt64? in
-            let n = read(fd, buf.baseAddress, buf.count)
-            guard n > 0 else { return nil }
-            let bytes = UnsafeRawBufferPointer(rebasing: buf[..<n])
-            // Field 2 (comm) may hold spaces and ')'; fields count from after the last ')'.
-            guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-            var field = 2
-            var i = close + 1
-            var value: UInt64 = 0
-            while i < n {
-                let c = bytes[i]
-                if c == UInt8(ascii: " ") {
-                    if field == 22 { return value }
-                    field += 1
-                    value = 0
-                } else if field == 22 {
-                    guard c >= 48, c <= 57 else { return nil }
-                    value = value * 10 + UInt64(c - 48)
-                }
-                i += 1
-            }
-            return field == 22 ? value : nil
-        }
-    }
-}
-
-enum Clock {
-    static func wallMilliseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
-    }
-
-    static func monotonicMilliseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
-    }
-}
-
-/// contidd logs to standard error, one line per message.
-enum Log {
-    static func info(_ message: String) { emit("contidd: \(message)\n") }
-    static func warning(_ message: String) { emit("contidd: warning: \(message)\n") }
-    static func error(_ message: String) { emit("contidd: error: \(message)\n") }
-    private static func emit(_ s: String) {
-        var s = s
-        s.withUTF8 { p in _ = write(2, p.baseAddress, p.count) }
-    }
+    static func startTime(pid: Int32) -> UInt64? { ProcFS().startTime(pid: pid) }
 }

@@ -30,6 +30,12 @@ public struct ProcEvent: Sendable, Equatable {
 
     static let size = 40  // struct proc_event
 
+    public init(cpu: UInt32 = 0, timestampNS: UInt64 = 0, kind: Kind) {
+        self.cpu = cpu
+        self.timestampNS = timestampNS
+        self.kind = kind
+    }
+
     /// Reads a `struct proc_event`.
     init?(decoding raw: UnsafeRawBufferPointer) {
         guard raw.count >= Self.size else { return nil }

@@ -26,20 +26,76 @@ public struct ProcessStat: Sendable, Equatable {
     /// Parses the text of /proc/PID/stat.
     public init(parsing text: some Collection<UInt8>, path: String = "stat") throws {
         let bytes = Array(text)
-        func fail(_ reason: String) -> LinuxAuditError { .malformed(what: path, reason: reason) }
-        // comm is the text between the first "(" and the last ")".
+        self = try bytes.withUnsafeBytes { raw in
+            let f = try StatFields(raw, path: path)
+            return ProcessStat(pid: try f.pid(), comm: String(decoding: raw[f.commRange], as: UTF8.self),
+                               state: f.state, ppid: pid_t(truncatingIfNeeded: try f.number(4, "ppid")),
+                               threads: Int(try f.number(20, "num_threads")), startTime: try f.number(22, "starttime"))
+        }
+    }
+}
+
+/// The one reader of /proc/PID/stat's layout, over bytes and without allocating:
+/// comm (field 2) is the text between the first "(" and the last ")" (it may hold
+/// spaces and parentheses); fields from 3 on count from after that ")".
+struct StatFields {
+    let bytes: UnsafeRawBufferPointer
+    let path: String
+    let commRange: Range<Int>
+    let pidEnd: Int
+
+    init(_ bytes: UnsafeRawBufferPointer, path: @autoclosure () -> String) throws {
         guard let open = bytes.firstIndex(of: UInt8(ascii: "(")),
               let close = bytes.lastIndex(of: UInt8(ascii: ")")), open < close
-        else { throw fail("no (comm)") }
-        guard let pid = pid_t(String(decoding: bytes[..<open], as: UTF8.self).trimmingSpaces) else { throw fail("bad pid") }
-        let rest = bytes[(close + 1)...].split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
-        // rest[0] is field 3; field n is rest[n - 3].
-        guard rest.count >= 20 else { throw fail("\(rest.count + 2) fields, need 22") }
-        guard let ppid = pid_t(rest[1]) else { throw fail("field 4 (ppid) \"\(rest[1])\"") }
-        guard let threads = Int(rest[17]) else { throw fail("field 20 (num_threads) \"\(rest[17])\"") }
-        guard let start = UInt64(rest[19]) else { throw fail("field 22 (starttime) \"\(rest[19])\"") }
-        self.init(pid: pid, comm: String(decoding: bytes[(open + 1)..<close], as: UTF8.self),
-                  state: rest[0].utf8.first ?? 0, ppid: ppid, threads: threads, startTime: start)
+        else { throw LinuxAuditError.malformed(what: path(), reason: "no (comm)") }
+        self.bytes = bytes
+        self.path = path()
+        commRange = (open + 1)..<close
+        pidEnd = open
+    }
+
+    private func fail(_ reason: String) -> LinuxAuditError { .malformed(what: path, reason: reason) }
+
+    func pid() throws -> pid_t {
+        var v: Int64 = 0
+        var digits = 0
+        for c in bytes[..<pidEnd] where c != UInt8(ascii: " ") {
+            guard c >= 48, c <= 57 else { throw fail("bad pid") }
+            v = v * 10 + Int64(c - 48)
+            digits += 1
+        }
+        guard digits > 0, v <= Int64(Int32.max) else { throw fail("bad pid") }
+        return pid_t(v)
+    }
+
+    /// Field 3, the state letter.
+    var state: UInt8 {
+        let i = commRange.upperBound + 2
+        return i < bytes.count ? bytes[i] : 0
+    }
+
+    /// Field `n` (n >= 3) as a decimal number.
+    func number(_ n: Int, _ name: String) throws -> UInt64 {
+        var field = 2
+        var i = commRange.upperBound + 1
+        var value: UInt64 = 0
+        var digits = 0
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == UInt8(ascii: " ") || c == 0x0A {
+                if field == n, digits > 0 { return value }
+                field += 1
+                value = 0
+                digits = 0
+            } else if field == n {
+                guard c >= 48, c <= 57 else { throw fail("field \(n) (\(name)) is not a number") }
+                value = value &* 10 &+ UInt64(c - 48)
+                digits += 1
+            }
+            i += 1
+        }
+        if field == n, digits > 0 { return value }
+        throw fail("\(field) fields, need \(n)")
     }
 }
 
@@ -126,12 +182,30 @@ public protocol ProcessSource: Sendable {
     func userNamespace(pid: pid_t) throws -> UInt64
     /// Every process, in no particular order; processes that exit during the scan are left out.
     func processes() throws -> [ProcessEntry]
+    /// The thread ids of a thread group (/proc/PID/task).
+    func threads(pid: pid_t) throws -> [pid_t]
+    /// Field 22 of /proc/PID/stat, nil when the process is gone. This runs for every
+    /// fork on the machine: the real source reads it without allocating.
+    func startTime(pid: pid_t) -> UInt64?
 }
 
 extension ProcessSource {
     /// Whether the process runs in the initial user namespace (inode 0xEFFFFFFD).
     public func isInInitialUserNamespace(pid: pid_t) throws -> Bool {
         try userNamespace(pid: pid) == NamespaceKind.user.initialInode
+    }
+
+    public func startTime(pid: pid_t) -> UInt64? { try? stat(pid: pid).startTime }
+
+    /// Whether a thread group still runs after its leader's EXIT: /proc/TGID has the
+    /// same start time, and the leader is not a zombie (another thread exec'd and took
+    /// over the pid) or /proc/TGID/task lists another thread (the leader called
+    /// pthread_exit).
+    public func isThreadGroupAlive(tgid: pid_t, start: UInt64) -> Bool {
+        // Most processes are reaped by now: the cheap read first.
+        guard startTime(pid: tgid) == start, let stat = try? stat(pid: tgid), stat.startTime == start else { return false }
+        if stat.state != UInt8(ascii: "Z"), stat.state != UInt8(ascii: "X") { return true }
+        return ((try? threads(pid: tgid)) ?? []).contains { $0 != tgid }
     }
 }
 
@@ -172,6 +246,37 @@ public struct ProcFS: ProcessSource {
         try NamespaceID.of(pid: pid, .user, procRoot: root).inode
     }
 
+    public func threads(pid: pid_t) throws -> [pid_t] {
+        try vanishedAsESRCH { try Syscall.directoryEntries("\(root)/\(pid)/task") }.compactMap { pid_t($0) }
+    }
+
+    public func startTime(pid: pid_t) -> UInt64? {
+        guard root == "/proc" else { return try? stat(pid: pid).startTime }
+        // "/proc/4194304/stat" and 1 KiB of its text, on the stack.
+        return withUnsafeTemporaryAllocation(byteCount: 1024 + 32, alignment: 8) { buf -> UInt64? in
+            let path = buf.baseAddress!.assumingMemoryBound(to: CChar.self)
+            var n = 0
+            func put(_ c: UInt8) { buf[n] = c; n += 1 }
+            for c in "/proc/".utf8 { put(c) }
+            var digits: (UInt64, UInt64) = (0, 0)
+            let count = withUnsafeMutableBytes(of: &digits) { d -> Int in
+                var v = pid, k = 0
+                repeat { d[k] = UInt8(48 + v % 10); v /= 10; k += 1 } while v > 0
+                return k
+            }
+            withUnsafeBytes(of: digits) { d in for k in stride(from: count - 1, through: 0, by: -1) { put(d[k]) } }
+            for c in "/stat".utf8 { put(c) }
+            put(0)
+            guard let fd = try? Syscall.retrying("open(stat)", { Glibc.open(path, O_RDONLY | O_CLOEXEC) }) else { return nil }
+            defer { Glibc.close(fd) }
+            let text = UnsafeMutableRawBufferPointer(rebasing: buf[32...])
+            guard let read = try? Syscall.retrying("read(stat)", { Glibc.read(fd, text.baseAddress, text.count) }), read > 0,
+                  let fields = try? StatFields(UnsafeRawBufferPointer(rebasing: text[..<read]), path: "stat")
+            else { return nil }
+            return try? fields.number(22, "starttime")
+        }
+    }
+
     public func processes() throws -> [ProcessEntry] {
         var entries: [ProcessEntry] = []
         for name in try Syscall.directoryEntries(root) {
@@ -190,25 +295,9 @@ public struct ProcFS: ProcessSource {
         return v
     }
 
-    /// The whole file. /proc files report size 0, so read until EOF.
+    /// The whole file; a missing one means the process is gone (ESRCH).
     func read(_ path: String) throws -> [UInt8] {
-        try vanishedAsESRCH {
-            let fd: FileDescriptor
-            do { fd = try FileDescriptor.open(path, .readOnly, options: .closeOnExec) } catch let e as Errno {
-                throw LinuxAuditError.syscall("open(\(path))", e)
-            }
-            defer { try? fd.close() }
-            var out: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n: Int
-                do { n = try chunk.withUnsafeMutableBytes { try fd.read(into: $0, retryOnInterrupt: true) } } catch let e as Errno {
-                    throw LinuxAuditError.syscall("read(\(path))", e)
-                }
-                if n == 0 { return out }
-                out += chunk[..<n]
-            }
-        }
+        try vanishedAsESRCH { try FileSystem.readWhole(path) }
     }
 
     /// A file under /proc/PID that is missing means the process is gone.

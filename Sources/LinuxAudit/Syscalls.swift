@@ -19,6 +19,15 @@ enum Syscall {
         }
     }
 
+    /// Runs `body` once; a negative result throws, EINTR included (for calls a loop
+    /// simply makes again, as poll).
+    @discardableResult
+    static func retryingOnce<R: BinaryInteger>(_ what: @autoclosure () -> String, _ body: () -> R) throws -> R {
+        let r = body()
+        if r >= 0 { return r }
+        throw LinuxAuditError.syscall(what(), Errno(rawValue: Glibc.errno))
+    }
+
     /// Like `retrying`, but returns nil when the call would block (EAGAIN).
     static func nonblocking<R: BinaryInteger>(_ what: @autoclosure () -> String, _ body: () -> R) throws -> R? {
         do {

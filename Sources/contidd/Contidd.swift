@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditPipeline
 import ContidDaemon
+import LinuxAudit
 
 #if canImport(Glibc)
 import Glibc
@@ -54,13 +55,20 @@ struct Contidd: ParsableCommand {
         var conf = DaemonConfiguration()
         var failed = false
         let path = config ?? DaemonConfiguration.defaultPath
-        if let text = readFile(path) {
-            for e in conf.apply(text, file: path) {
-                stderr("contidd: \(e)")
-                failed = true
+        do {
+            if let bytes = try FileSystem.read(path) {
+                for e in conf.apply(String(decoding: bytes, as: UTF8.self), file: path) {
+                    stderr("contidd: \(e)")
+                    failed = true
+                }
+            } else if config != nil {
+                stderr("contidd: cannot read configuration file \(path): no such file")
+                throw ExitCode(2)
             }
-        } else if config != nil {
-            stderr("contidd: cannot read configuration file \(path): \(String(cString: strerror(errno)))")
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            stderr("contidd: cannot read configuration file \(path): \(error)")
             throw ExitCode(2)
         }
         let overrides: [(String, String?)] = [
@@ -93,19 +101,18 @@ struct Contidd: ParsableCommand {
     }
 
     func loadRules(_ dir: String) -> ([RuleLine], [RuleError]) {
-        guard let d = opendir(dir) else { return ([], []) }
-        var names: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasSuffix(".rules") { names.append(name) }
-        }
-        closedir(d)
+        // A missing rules directory is no rules (the built-in defaults).
+        guard let names = try? FileSystem.directoryEntries(dir) else { return ([], []) }
         var lines: [RuleLine] = []
         var errors: [RuleError] = []
-        for name in names.sorted() {
+        for name in names where name.hasSuffix(".rules") {
             let file = "\(dir)/\(name)"
-            guard let text = readFile(file) else {
-                errors.append(RuleError(file: file, line: 0, reason: "cannot read: \(String(cString: strerror(errno)))"))
+            let text: String
+            do {
+                guard let bytes = try FileSystem.read(file) else { continue }
+                text = String(decoding: bytes, as: UTF8.self)
+            } catch {
+                errors.append(RuleError(file: file, line: 0, reason: "cannot read: \(error)"))
                 continue
             }
             let r = RuleParser.parse(text, file: file)
@@ -114,19 +121,6 @@ struct Contidd: ParsableCommand {
         }
         return (lines, errors)
     }
-}
-
-func readFile(_ path: String) -> String? {
-    guard let f = fopen(path, "r") else { return nil }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n == 0 { break }
-        out += buf[..<n]
-    }
-    return String(decoding: out, as: UTF8.self)
 }
 
 func stderr(_ line: String) {

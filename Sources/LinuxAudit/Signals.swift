@@ -1,17 +1,18 @@
+#if os(Linux)
 import Glibc
 
-// SIGTERM, SIGINT, SIGHUP and SIGUSR1 reach the poll loop through a self-pipe:
-// the handler only writes the signal number, the loop acts on it.
+// SIGTERM, SIGINT, SIGHUP and SIGUSR1 reach a poll loop through a self-pipe: the
+// handler only writes the signal number, the loop acts on it.
 
 nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
 
-enum SignalPipe {
-    static let handled: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1]
+public enum SignalPipe {
+    public static let handled: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1]
 
-    /// Installs the handlers; returns the read end (non-blocking).
-    static func install() throws -> Int32 {
+    /// Installs the handlers (and ignores SIGPIPE); returns the read end (non-blocking).
+    public static func install() throws -> Int32 {
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw DaemonError("pipe: \(String(cString: strerror(errno)))") }
+        try Syscall.retrying("pipe") { pipe(&fds) }
         for fd in fds {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
@@ -35,7 +36,7 @@ enum SignalPipe {
     }
 
     /// The signals that arrived since the last call.
-    static func take(_ fd: Int32) -> [Int32] {
+    public static func take(_ fd: Int32) -> [Int32] {
         var out: [Int32] = []
         var buf = [UInt8](repeating: 0, count: 64)
         while true {
@@ -46,3 +47,4 @@ enum SignalPipe {
         return out
     }
 }
+#endif
