@@ -57,6 +57,13 @@ let package = Package(
             name: "contid-bench",
             dependencies: ["AuditCodec", "ContainerEngine", "AuditPipeline"],
             path: "Benchmarks/Sources/contid-bench"),
+        .target(
+            name: "TestSupport",
+            dependencies: ["LinuxAudit"],
+            path: "Tests/TestSupport"),
+        .testTarget(
+            name: "ContidDaemonTests",
+            dependencies: ["AuditCodec", "ContainerEngine", "AuditPipeline", "LinuxAudit", "ContidDaemon", "TestSupport"]),
         .testTarget(
             name: "AuditCodecTests",
             dependencies: [
