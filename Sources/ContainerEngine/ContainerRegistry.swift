@@ -246,7 +246,9 @@ public final class ContainerRegistry {
             throw fail(
                 .EPERM, "process \(writer.process.pid) lacks CAP_AUDIT_CONTROL and has no capcontid")
         }
-        // 3: a container's first process, before it forks or starts threads.
+        // 3: a container's first process, before it forks. Its threads are no refusal:
+        // the ID belongs to the thread group (the table's entry for the tgid), so every
+        // thread, and every thread started later, carries it (SPEC §4).
         var children = facts.childCount(of: target.pid)
         if let excluded = writer.excludingChild, excluded != target.pid,
             facts.parent(of: excluded) == target.pid, children > 0
@@ -257,13 +259,6 @@ public final class ContainerRegistry {
             throw fail(
                 .EBUSY,
                 "process \(target.pid) has \(children) \(children == 1 ? "child" : "children"); register a container's first process before it forks"
-            )
-        }
-        let threads = facts.threadCount(of: target.pid)
-        if threads > 1 {
-            throw fail(
-                .EBUSY,
-                "process \(target.pid) has \(threads) threads; register a container's first process before it starts threads"
             )
         }
         // 4: only for a descendant, never for oneself.

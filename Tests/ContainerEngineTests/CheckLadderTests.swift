@@ -72,13 +72,52 @@ import Testing
         #expect(host.registry.chain(of: 510).description == "7")
     }
 
-    @Test func multiThreadedTargetFailsWithEBUSYUntilItsThreadsExit() {
+    /// runc:[2:INIT] has 5-6 threads when the createRuntime hook registers it (SPEC §4):
+    /// the ID belongs to the thread group, and every thread's records carry it.
+    @Test func targetWithFiveThreadsRegistersAndEveryThreadCarriesTheChain() throws {
         let host = orchestratorWithChild()
-        host.registry.apply(.created(parent: 812, child: ProcessKey(pid: 814, start: 999), kind: .thread))
-        #expect(throws: ContainerFailure(.EBUSY, "process 812 has 2 threads; register a container's first process before it starts threads")) {
+        // The connector reports a thread by its tid, under its group (the tgid).
+        for tid: Int32 in 813...816 {
+            host.registry.apply(.created(parent: 812, child: ProcessKey(pid: tid, start: 0), kind: .thread))
+        }
+        #expect(host.registry.process(812)?.threads == 5)
+        _ = host.bodies()
+        #expect(try host.registry.register(writer: host.writer(700), target: host.key(812), id: 5).description == "5")
+        #expect(host.bodies() == [
+            "type=CONTAINER_OP op=set opid=812 contid=5 old-contid=-1 pid=700 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=1"
+        ])
+        // Every thread's records name the group (`pid=` is the tgid): one entry, one chain.
+        #expect(host.annotation(812) == "record=1 contid=5")
+        #expect(host.registry.processCount == 3)
+        #expect(host.registry.container(5)?.members == 1)
+        // A thread started later joins too; a thread's exit leaves the group registered.
+        host.registry.apply(.created(parent: 812, child: ProcessKey(pid: 817, start: 0), kind: .thread))
+        host.registry.apply(.threadExited(process: 812))
+        host.registry.apply(.threadExited(process: 812))
+        #expect(host.registry.process(812)?.threads == 4)
+        #expect(host.annotation(812, record: 2) == "record=2 contid=5")
+        // A child forked by any thread is the group's child and inherits.
+        host.fork(812, 820)
+        #expect(host.registry.chain(of: 820).description == "5")
+        // The container lives as long as the group.
+        host.exit(820)
+        host.exit(812)
+        #expect(host.bodies() == ["type=CONTAINER_OP op=drop opid=812 contid=-1 old-contid=5 res=1"])
+        #expect(host.registry.container(5) == nil)
+    }
+
+    @Test func multiThreadedTargetWithAChildProcessStillFailsWithEBUSY() {
+        let host = orchestratorWithChild()
+        host.registry.apply(.created(parent: 812, child: ProcessKey(pid: 813, start: 0), kind: .thread))
+        host.fork(812, 814)
+        _ = host.bodies()
+        #expect(throws: ContainerFailure(.EBUSY, "process 812 has 1 child; register a container's first process before it forks")) {
             try host.registry.register(writer: host.writer(700), target: host.key(812), id: 5)
         }
-        host.registry.apply(.threadExited(process: 812))
+        #expect(host.bodies() == [
+            "type=CONTAINER_OP op=set opid=812 contid=5 old-contid=-1 pid=700 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=0 errno=EBUSY"
+        ])
+        host.exit(814)
         #expect(host.set(812, 5, by: host.writer(700)) == nil)
     }
 
@@ -200,7 +239,6 @@ import Testing
             func startTime(of pid: Int32) -> UInt64? { pid == 812 ? 102 : pid == 700 ? 101 : 1 }
             func parent(of pid: Int32) -> Int32? { pid == 812 ? 700 : 1 }
             func childCount(of pid: Int32) -> Int { pid == 812 ? 3 : 0 }
-            func threadCount(of pid: Int32) -> Int { 1 }
         }
         let host = orchestratorWithChild()
         #expect(throws: ContainerFailure(.EBUSY, "process 812 has 3 children; register a container's first process before it forks")) {
