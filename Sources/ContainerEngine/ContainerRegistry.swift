@@ -266,7 +266,7 @@ public final class ContainerRegistry {
             throw fail(.EXDEV, "process \(target.pid) cannot set its own container ID")
         }
         guard facts.isDescendant(target.pid, of: writer.process) else {
-            throw fail(.EXDEV, "process \(target.pid) is not a descendant of process \(writer.process.pid)")
+            throw fail(.EXDEV, writer.notAncestorReason(of: target.pid, command: "set"))
         }
         // 5: an ID (set or inherited) may be replaced only by nesting.
         if let old {
@@ -347,7 +347,7 @@ public final class ContainerRegistry {
             throw fail(.EXDEV, "process \(target.pid) cannot set its own capcontid")
         }
         guard facts.isDescendant(target.pid, of: writer.process) else {
-            throw fail(.EXDEV, "process \(target.pid) is not a descendant of process \(writer.process.pid)")
+            throw fail(.EXDEV, writer.notAncestorReason(of: target.pid, command: "capcontid"))
         }
         if let refusal = writer.requesterRefusal { throw fail(.EPERM, refusal) }
         guard writer.hasAuditControl || processes.entry(writer.process)?.capContID == true else {

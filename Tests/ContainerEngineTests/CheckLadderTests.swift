@@ -131,11 +131,39 @@ import Testing
         #expect(host.registry.container(5)?.members == 2)
     }
 
-    @Test func targetThatIsNotADescendantFailsWithEXDEV() {
+    @Test func targetThatIsNotADescendantFailsWithEXDEVNamingTheWriter() {
         let host = orchestratorWithChild()
         host.fork(1, 900)
-        #expect(throws: ContainerFailure(.EXDEV, "process 812 is not a descendant of process 900")) {
+        #expect(throws: ContainerFailure(.EXDEV, "process 812 is not a descendant of the writer, process 900 (runc)")) {
             try host.registry.register(writer: host.writer(900), target: host.key(812), id: 5)
+        }
+    }
+
+    /// `sleep 60 & out=$(contid set $! 42 2>&1)`: the $(...) subshell runs contid, so the
+    /// subshell is the writer and the shell's child is its sibling (SPEC §4).
+    @Test func setFromACommandSubstitutionFailsWithEXDEVNamingTheSubshellAndTheFix() {
+        let host = TestHost()
+        host.fork(1, 800)  // bash
+        host.fork(800, 812)  // sleep 60 &
+        host.fork(800, 813)  // the $(...) subshell
+        host.fork(813, 814)  // contid, acting for its parent
+        let subshell = host.writer(813, comm: "bash", exe: "/usr/bin/bash", excludingChild: 814)
+        _ = host.bodies()
+        #expect(throws: ContainerFailure(.EXDEV, "process 812 is not a descendant of the writer, process 813 (bash); contid acts for the process that runs it, and in $(...) that is a subshell: run contid set directly from the shell that started the target")) {
+            try host.registry.register(writer: subshell, target: host.key(812), id: 42)
+        }
+        #expect(host.bodies() == [
+            "type=CONTAINER_OP op=set opid=812 contid=42 old-contid=-1 pid=813 uid=0 auid=1000 ses=3 comm=\"bash\" exe=\"/usr/bin/bash\" res=0 errno=EXDEV"
+        ])
+        // From the shell itself it registers.
+        #expect(host.set(812, 42, by: host.writer(800, comm: "bash", exe: "/usr/bin/bash", excludingChild: 815)) == nil)
+    }
+
+    @Test func writerCommWithControlBytesIsShownWithoutThemInTheEXDEVReason() {
+        let host = orchestratorWithChild()
+        host.fork(1, 900)
+        #expect(throws: ContainerFailure(.EXDEV, "process 812 is not a descendant of the writer, process 900 (x?EBUSY:)")) {
+            try host.registry.register(writer: host.writer(900, comm: "x\nEBUSY:"), target: host.key(812), id: 5)
         }
     }
 
@@ -197,8 +225,12 @@ import Testing
         #expect(throws: ContainerFailure(.EXDEV, "process 700 cannot set its own capcontid")) {
             try host.registry.setCapContID(writer: noCap, target: host.key(700), value: true)
         }
-        #expect(throws: ContainerFailure(.EXDEV, "process 900 is not a descendant of process 700")) {
+        #expect(throws: ContainerFailure(.EXDEV, "process 900 is not a descendant of the writer, process 700 (runc)")) {
             try host.registry.setCapContID(writer: noCap, target: host.key(900), value: true)
+        }
+        let viaContid = host.writer(700, auditControl: false, excludingChild: 701)
+        #expect(throws: ContainerFailure(.EXDEV, "process 900 is not a descendant of the writer, process 700 (runc); contid acts for the process that runs it, and in $(...) that is a subshell: run contid capcontid directly from the shell that started the target")) {
+            try host.registry.setCapContID(writer: viaContid, target: host.key(900), value: true)
         }
         _ = host.bodies()
         #expect(throws: ContainerFailure(.EPERM, "process 700 lacks CAP_AUDIT_CONTROL and has no capcontid")) {
