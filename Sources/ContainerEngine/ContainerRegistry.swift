@@ -246,7 +246,9 @@ public final class ContainerRegistry {
             throw fail(
                 .EPERM, "process \(writer.process.pid) lacks CAP_AUDIT_CONTROL and has no capcontid")
         }
-        // 3: a container's first process, before it forks or starts threads.
+        // 3: a container's first process, before it forks. Its threads are no refusal:
+        // the ID belongs to the thread group (the table's entry for the tgid), so every
+        // thread, and every thread started later, carries it (SPEC §4).
         var children = facts.childCount(of: target.pid)
         if let excluded = writer.excludingChild, excluded != target.pid,
             facts.parent(of: excluded) == target.pid, children > 0
@@ -259,19 +261,12 @@ public final class ContainerRegistry {
                 "process \(target.pid) has \(children) \(children == 1 ? "child" : "children"); register a container's first process before it forks"
             )
         }
-        let threads = facts.threadCount(of: target.pid)
-        if threads > 1 {
-            throw fail(
-                .EBUSY,
-                "process \(target.pid) has \(threads) threads; register a container's first process before it starts threads"
-            )
-        }
         // 4: only for a descendant, never for oneself.
         if target.pid == writer.process.pid {
             throw fail(.EXDEV, "process \(target.pid) cannot set its own container ID")
         }
         guard facts.isDescendant(target.pid, of: writer.process) else {
-            throw fail(.EXDEV, "process \(target.pid) is not a descendant of process \(writer.process.pid)")
+            throw fail(.EXDEV, writer.notAncestorReason(of: target.pid, command: "set"))
         }
         // 5: an ID (set or inherited) may be replaced only by nesting.
         if let old {
@@ -352,7 +347,7 @@ public final class ContainerRegistry {
             throw fail(.EXDEV, "process \(target.pid) cannot set its own capcontid")
         }
         guard facts.isDescendant(target.pid, of: writer.process) else {
-            throw fail(.EXDEV, "process \(target.pid) is not a descendant of process \(writer.process.pid)")
+            throw fail(.EXDEV, writer.notAncestorReason(of: target.pid, command: "capcontid"))
         }
         if let refusal = writer.requesterRefusal { throw fail(.EPERM, refusal) }
         guard writer.hasAuditControl || processes.entry(writer.process)?.capContID == true else {

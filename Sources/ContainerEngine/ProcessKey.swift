@@ -23,10 +23,9 @@ public protocol ProcessTopology {
     func startTime(of pid: Int32) -> UInt64?
     /// The parent pid of the live process `pid`, or nil when unknown.
     func parent(of pid: Int32) -> Int32?
-    /// How many live child processes `pid` has.
+    /// How many live child processes `pid` has (children of any of its threads).
+    /// Threads are not asked about: they join their group's container (SPEC §4).
     func childCount(of pid: Int32) -> Int
-    /// How many threads the process `pid` has (1 for a single-threaded process).
-    func threadCount(of pid: Int32) -> Int
 }
 
 extension ProcessTopology {

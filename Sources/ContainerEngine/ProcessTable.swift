@@ -2,7 +2,9 @@
 // (40 bytes: no class references, the container as an index into the registry's
 // object array, the namespaces as an index into the namespace table).
 
-/// What the engine keeps per live process (thread group).
+/// What the engine keeps per live process: one entry per thread group, keyed by its
+/// tgid (the `pid=` of every record its threads cause), so every thread, and every
+/// thread created later, has the group's container. Threads are only counted.
 struct ProcessEntry {
     var start: UInt64
     /// The parent's start time when the link was made, 0 when the parent was not
@@ -58,5 +60,4 @@ struct ProcessTable: ProcessTopology {
     }
 
     func childCount(of pid: Int32) -> Int { Int(entries[pid]?.children ?? 0) }
-    func threadCount(of pid: Int32) -> Int { Int(entries[pid]?.threads ?? 0) }
 }

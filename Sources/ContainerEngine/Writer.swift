@@ -34,6 +34,18 @@ public struct Writer: Sendable, Hashable {
         self.excludingChild = excludingChild
     }
 
+    /// The EXDEV reason for a target outside the writer's descendants, naming the
+    /// writer (pid, comm). When the request came through `contid` acting for its
+    /// parent, says so: `out=$(contid set ...)` makes a subshell the writer, and the
+    /// target, a child of the shell, is not the subshell's descendant (SPEC §4).
+    public func notAncestorReason(of target: Int32, command: String) -> String {
+        // comm is the writer's to choose: no control bytes in a reply a terminal prints.
+        let name = String(decoding: comm.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: "?") : $0 }, as: UTF8.self)
+        let reason = "process \(target) is not a descendant of the writer, process \(process.pid) (\(name))"
+        guard excludingChild != nil else { return reason }
+        return reason
+            + "; contid acts for the process that runs it, and in $(...) that is a subshell: run contid \(command) directly from the shell that started the target"
+    }
 }
 
 extension RecordText {

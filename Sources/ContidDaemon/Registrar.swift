@@ -1,3 +1,4 @@
+import AuditCodec
 import AuditPipeline
 import ContainerEngine
 import Glibc
@@ -12,10 +13,19 @@ final class Registrar {
     let registry: ContainerRegistry
     let tracker: ProcessTracker
     private let proc = ProcFS()
+    /// Refusals recorded one by one up to a per-uid rate, the rest summarized (SPEC §6).
+    private var refusals: RefusalRateLimit
+    /// Requests answered with EINVAL and not recorded: undecodable messages
+    /// (`refuseMalformed`) and `set` with an ID that does not parse.
+    private(set) var malformedRequests = 0
+    /// Refused attempts whose record was not written (counted in set-suppressed records).
+    var refusalsSuppressed: Int { refusals.suppressed }
 
-    init(registry: ContainerRegistry, tracker: ProcessTracker) {
+    /// `refusalsPerSecond`: refused attempts recorded per requesting uid and second.
+    init(registry: ContainerRegistry, tracker: ProcessTracker, refusalsPerSecond: Int = 10) {
         self.registry = registry
         self.tracker = tracker
+        refusals = RefusalRateLimit(perSecond: refusalsPerSecond)
     }
 
     /// What a request produced: the replies, and whether the registry changed.
@@ -26,12 +36,37 @@ final class Registrar {
         var records: [ContainerRecord] = []
     }
 
-    func handle(_ request: RegistrationRequest, peer: PeerIdentity) -> Outcome {
+    /// Answers one request. `now` (wall clock, ms) places refusals in their second.
+    /// The outcome's records are all there is to submit, in order: the summaries of
+    /// seconds that ended, then every record the registry held or produced (taken
+    /// here, the refusals over the rate left out).
+    func handle(_ request: RegistrationRequest, peer: PeerIdentity, now: UInt64 = Clock.wallMilliseconds()) -> Outcome {
+        let due = refusals.summaries(now: now)
+        let pending = registry.takeRecords()
+        var outcome = answer(request, peer: peer, now: now)
+        outcome.records = due + pending + outcome.records + registry.takeRecords()
+        return outcome
+    }
+
+    /// The set-suppressed summaries of seconds that ended before `now`: the daemon's
+    /// loop submits them about once a second, so the last second of a burst is
+    /// summarized without waiting for another request.
+    func dueSummaries(now: UInt64) -> [ContainerRecord] {
+        refusals.summaries(now: now)
+    }
+
+    /// The reply to a message that does not decode: EINVAL, counted, not recorded.
+    func refuseMalformed(_ error: RegistrationProtocolError) -> RegistrationReply {
+        malformedRequests += 1
+        return .error(errno: "EINVAL", message: error.reason)
+    }
+
+    private func answer(_ request: RegistrationRequest, peer: PeerIdentity, now: UInt64) -> Outcome {
         switch request {
         case let .set(pid, id, forParent):
-            return set(pid: pid, idText: id, forParent: forParent, peer: peer)
+            return set(pid: pid, idText: id, forParent: forParent, peer: peer, now: now)
         case let .capContID(pid, value, forParent):
-            return capContID(pid: pid, value: value, forParent: forParent, peer: peer)
+            return capContID(pid: pid, value: value, forParent: forParent, peer: peer, now: now)
         case let .get(pid):
             if let refusal = readRefusal(peer) { return refusal }
             guard let state = registry.process(pid), ProcStat.startTime(pid: pid) == state.process.start else {
@@ -175,27 +210,46 @@ final class Registrar {
         }
     }
 
-    private func set(pid: Int32, idText: String, forParent: Bool, peer: PeerIdentity) -> Outcome {
+    private func set(pid: Int32, idText: String, forParent: Bool, peer: PeerIdentity, now: UInt64) -> Outcome {
+        // An ID that does not parse is a malformed request, refused before any check
+        // and not recorded, as the kernel refused such a write before its checks.
+        // (The unset spellings parse, and check 1 refuses and records them.)
+        let id: ContainerID?
+        do { id = try ContainerID.parseRequest(idText) } catch {
+            malformedRequests += 1
+            return Outcome(replies: [.error(errno: error.errno.name, message: error.reason)])
+        }
         let writer: Writer, target: ProcessKey, pin: PinnedProcess?
         switch parties(pid: pid, forParent: forParent, peer: peer) {
         case .refused(let refusal): return refusal
         case .found(let w, let t, let p): (writer, target, pin) = (w, t, p)
         }
-        // A malformed ID is refused as unset is, in the ladder's order (after ESRCH).
-        var malformed: ContainerFailure?
-        var id: ContainerID?
-        do { id = try ContainerID.parseRequest(idText) } catch { malformed = error }
         do {
             let chain = try registry.register(writer: writer, target: target, id: id, topology: LiveTopology(proc: proc))
-            var records: [ContainerRecord] = []
+            var records = registry.takeRecords()
             if let pin, let id, let ns = try? pin.verified({ try ProcessNamespaces.read(pid: $0) }) {
                 records.append(Self.namespaceInfo(pid: pid, id: id, namespaces: ns))
             }
             return Outcome(replies: [.ok(chain.description)], changed: true, records: records)
         } catch {
-            if error.errno == .EINVAL, let malformed { return Outcome(replies: [.error(errno: "EINVAL", message: malformed.reason)]) }
-            return Outcome(replies: [.error(errno: error.errno.name, message: explained(error))])
+            return Outcome(replies: [.error(errno: error.errno.name, message: explained(error))],
+                           records: limited(.set, error, peer: peer, now: now))
         }
+    }
+
+    /// The registry's records after a refused attempt, without the attempt's own
+    /// record when the requester's uid is over its rate (it is counted instead).
+    private func limited(_ attempt: RegistrationAttempt, _ error: ContainerFailure, peer: PeerIdentity, now: UInt64)
+        -> [ContainerRecord]
+    {
+        var records = registry.takeRecords()
+        let type: AuditRecordType = attempt == .set ? .containerOp : .setCapContID
+        // The engine writes the attempt's record last. The budget is the uid that sent
+        // the request (SO_PEERCRED), not the writer's: a flood from an orphan acting for
+        // init must not use up root's.
+        guard let last = records.last, last.type == type else { return records }
+        if !refusals.admit(attempt, uid: peer.credentials.uid, errno: error.errno, now: now) { records.removeLast() }
+        return records
     }
 
     /// The engine names the writer; when it is the requesting `contid` that lacks the
@@ -205,7 +259,7 @@ final class Registrar {
         return "process \(requester) (contid, acting for its parent) lacks CAP_AUDIT_CONTROL in the initial user namespace; the requester must hold the privileges of the process it acts for"
     }
 
-    private func capContID(pid: Int32, value: Bool, forParent: Bool, peer: PeerIdentity) -> Outcome {
+    private func capContID(pid: Int32, value: Bool, forParent: Bool, peer: PeerIdentity, now: UInt64) -> Outcome {
         let writer: Writer, target: ProcessKey
         switch parties(pid: pid, forParent: forParent, peer: peer) {
         case .refused(let refusal): return refusal
@@ -213,9 +267,10 @@ final class Registrar {
         }
         do {
             try registry.setCapContID(writer: writer, target: target, value: value, topology: LiveTopology(proc: proc))
-            return Outcome(replies: [.ok(value ? "1" : "0")], changed: true)
+            return Outcome(replies: [.ok(value ? "1" : "0")], changed: true, records: registry.takeRecords())
         } catch {
-            return Outcome(replies: [.error(errno: error.errno.name, message: explained(error))])
+            return Outcome(replies: [.error(errno: error.errno.name, message: explained(error))],
+                           records: limited(.capContID, error, peer: peer, now: now))
         }
     }
 
@@ -236,12 +291,11 @@ final class Registrar {
 }
 
 /// The process facts of the registration checks, read from /proc at the moment
-/// of the request (children from /proc/PID/task/*/children, threads from stat).
+/// of the request (children of every thread from /proc/PID/task/*/children).
 struct LiveTopology: ProcessTopology {
     let proc: ProcFS
 
     func startTime(of pid: Int32) -> UInt64? { ProcStat.startTime(pid: pid) }
     func parent(of pid: Int32) -> Int32? { (try? proc.stat(pid: pid))?.ppid }
     func childCount(of pid: Int32) -> Int { (try? proc.children(pid: pid))?.count ?? 0 }
-    func threadCount(of pid: Int32) -> Int { (try? proc.stat(pid: pid))?.threads ?? 0 }
 }

@@ -89,10 +89,14 @@ struct SetCommand: ParsableCommand {
             The writer is the process that ran contid (its parent, usually a shell or a runtime): \
             contidd checks, in this order, that PID exists (ESRCH), that ID is not unset (EINVAL), \
             that the writer has CAP_AUDIT_CONTROL in the initial user namespace or capcontid (EPERM), \
-            that PID has no children and one thread (EBUSY), that PID is a descendant of the writer \
-            and not the writer itself (EXDEV), that PID has no ID yet unless this is nesting (EEXIST), \
-            and that a live ID belongs to this writer (ENOTUNIQ). Every attempt is recorded as a \
-            CONTAINER_OP record. A failure prints the errno name first and exits 1.
+            that PID has no children (EBUSY; its threads are no refusal: they all join the ID), that \
+            PID is a descendant of the writer and not the writer itself (EXDEV), that PID has no ID \
+            yet unless this is nesting (EEXIST), and that a live ID belongs to this writer \
+            (ENOTUNIQ). Run it from the shell that started PID: in out=$(contid set ...) the writer \
+            is the $(...) subshell, of which PID is not a descendant (EXDEV). Every attempt is \
+            recorded as a CONTAINER_OP record (refusals beyond 10 a second per user are counted \
+            in one set-suppressed record instead). A failure prints the errno name first and \
+            exits 1.
             """)
 
     @OptionGroup var daemon: DaemonSocketOptions

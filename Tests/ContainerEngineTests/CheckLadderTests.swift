@@ -72,13 +72,51 @@ import Testing
         #expect(host.registry.chain(of: 510).description == "7")
     }
 
-    @Test func multiThreadedTargetFailsWithEBUSYUntilItsThreadsExit() {
+    /// runc:[2:INIT] has 5-6 threads when the createRuntime hook registers it (SPEC §4):
+    /// the ID belongs to the thread group, and every thread's records carry it.
+    @Test func targetWithFiveThreadsRegistersAndEveryThreadCarriesTheChain() throws {
         let host = orchestratorWithChild()
-        host.registry.apply(.created(parent: 812, child: ProcessKey(pid: 814, start: 999), kind: .thread))
-        #expect(throws: ContainerFailure(.EBUSY, "process 812 has 2 threads; register a container's first process before it starts threads")) {
+        // The connector reports a thread by its tid, under its group (the tgid).
+        for tid: Int32 in 813...816 {
+            host.registry.apply(.created(parent: 812, child: ProcessKey(pid: tid, start: 0), kind: .thread))
+        }
+        #expect(host.registry.process(812)?.threads == 5)
+        _ = host.bodies()
+        #expect(try host.registry.register(writer: host.writer(700), target: host.key(812), id: 5).description == "5")
+        #expect(host.bodies() == [
+            "type=CONTAINER_OP op=set opid=812 contid=5 old-contid=-1 pid=700 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=1"
+        ])
+        // Every thread's records name the group (`pid=` is the tgid): one entry, one chain.
+        #expect(host.annotation(812) == "record=1 contid=5")
+        #expect(host.registry.processCount == 3)
+        #expect(host.registry.container(5)?.members == 1)
+        // A thread started later joins too; a thread's exit leaves the group registered.
+        host.registry.apply(.created(parent: 812, child: ProcessKey(pid: 817, start: 0), kind: .thread))
+        host.registry.apply(.threadExited(process: 812))
+        host.registry.apply(.threadExited(process: 812))
+        #expect(host.registry.process(812)?.threads == 4)
+        #expect(host.annotation(812, record: 2) == "record=2 contid=5")
+        // A child forked by any thread is the group's child and inherits.
+        host.fork(812, 820)
+        #expect(host.registry.chain(of: 820).description == "5")
+        // The container lives as long as the group.
+        host.exit(820)
+        host.exit(812)
+        #expect(host.bodies() == ["type=CONTAINER_OP op=drop opid=812 contid=-1 old-contid=5 res=1"])
+        #expect(host.registry.container(5) == nil)
+    }
+
+    /// A child forked by any of the target's threads is the group's child (the
+    /// connector names the forking thread's tgid): threads or not, EBUSY.
+    @Test func multiThreadedTargetWithAChildProcessStillFailsWithEBUSY() {
+        let host = orchestratorWithChild()
+        host.registry.apply(.created(parent: 812, child: ProcessKey(pid: 813, start: 0), kind: .thread))
+        host.fork(812, 814)  // forked by thread 813
+        #expect(throws: ContainerFailure(.EBUSY, "process 812 has 1 child; register a container's first process before it forks")) {
             try host.registry.register(writer: host.writer(700), target: host.key(812), id: 5)
         }
-        host.registry.apply(.threadExited(process: 812))
+        #expect(host.registry.chain(of: 812) == .unset)
+        host.exit(814)
         #expect(host.set(812, 5, by: host.writer(700)) == nil)
     }
 
@@ -92,11 +130,39 @@ import Testing
         #expect(host.registry.container(5)?.members == 2)
     }
 
-    @Test func targetThatIsNotADescendantFailsWithEXDEV() {
+    @Test func targetThatIsNotADescendantFailsWithEXDEVNamingTheWriter() {
         let host = orchestratorWithChild()
         host.fork(1, 900)
-        #expect(throws: ContainerFailure(.EXDEV, "process 812 is not a descendant of process 900")) {
+        #expect(throws: ContainerFailure(.EXDEV, "process 812 is not a descendant of the writer, process 900 (runc)")) {
             try host.registry.register(writer: host.writer(900), target: host.key(812), id: 5)
+        }
+    }
+
+    /// `sleep 60 & out=$(contid set $! 42 2>&1)`: the $(...) subshell runs contid, so the
+    /// subshell is the writer and the shell's child is its sibling (SPEC §4).
+    @Test func setFromACommandSubstitutionFailsWithEXDEVNamingTheSubshellAndTheFix() {
+        let host = TestHost()
+        host.fork(1, 800)  // bash
+        host.fork(800, 812)  // sleep 60 &
+        host.fork(800, 813)  // the $(...) subshell
+        host.fork(813, 814)  // contid, acting for its parent
+        let subshell = host.writer(813, comm: "bash", exe: "/usr/bin/bash", excludingChild: 814)
+        _ = host.bodies()
+        #expect(throws: ContainerFailure(.EXDEV, "process 812 is not a descendant of the writer, process 813 (bash); contid acts for the process that runs it, and in $(...) that is a subshell: run contid set directly from the shell that started the target")) {
+            try host.registry.register(writer: subshell, target: host.key(812), id: 42)
+        }
+        #expect(host.bodies() == [
+            "type=CONTAINER_OP op=set opid=812 contid=42 old-contid=-1 pid=813 uid=0 auid=1000 ses=3 comm=\"bash\" exe=\"/usr/bin/bash\" res=0 errno=EXDEV"
+        ])
+        // From the shell itself it registers.
+        #expect(host.set(812, 42, by: host.writer(800, comm: "bash", exe: "/usr/bin/bash", excludingChild: 815)) == nil)
+    }
+
+    @Test func writerCommWithControlBytesIsShownWithoutThemInTheEXDEVReason() {
+        let host = orchestratorWithChild()
+        host.fork(1, 900)
+        #expect(throws: ContainerFailure(.EXDEV, "process 812 is not a descendant of the writer, process 900 (x?EBUSY:)")) {
+            try host.registry.register(writer: host.writer(900, comm: "x\nEBUSY:"), target: host.key(812), id: 5)
         }
     }
 
@@ -158,8 +224,12 @@ import Testing
         #expect(throws: ContainerFailure(.EXDEV, "process 700 cannot set its own capcontid")) {
             try host.registry.setCapContID(writer: noCap, target: host.key(700), value: true)
         }
-        #expect(throws: ContainerFailure(.EXDEV, "process 900 is not a descendant of process 700")) {
+        #expect(throws: ContainerFailure(.EXDEV, "process 900 is not a descendant of the writer, process 700 (runc)")) {
             try host.registry.setCapContID(writer: noCap, target: host.key(900), value: true)
+        }
+        let viaContid = host.writer(700, auditControl: false, excludingChild: 701)
+        #expect(throws: ContainerFailure(.EXDEV, "process 900 is not a descendant of the writer, process 700 (runc); contid acts for the process that runs it, and in $(...) that is a subshell: run contid capcontid directly from the shell that started the target")) {
+            try host.registry.setCapContID(writer: viaContid, target: host.key(900), value: true)
         }
         _ = host.bodies()
         #expect(throws: ContainerFailure(.EPERM, "process 700 lacks CAP_AUDIT_CONTROL and has no capcontid")) {
@@ -200,7 +270,6 @@ import Testing
             func startTime(of pid: Int32) -> UInt64? { pid == 812 ? 102 : pid == 700 ? 101 : 1 }
             func parent(of pid: Int32) -> Int32? { pid == 812 ? 700 : 1 }
             func childCount(of pid: Int32) -> Int { pid == 812 ? 3 : 0 }
-            func threadCount(of pid: Int32) -> Int { 1 }
         }
         let host = orchestratorWithChild()
         #expect(throws: ContainerFailure(.EBUSY, "process 812 has 3 children; register a container's first process before it forks")) {

@@ -61,7 +61,7 @@ struct ReferenceModel {
         guard let t = processes[target.pid], t.start == target.start else { return .ESRCH }
         guard let id else { return .EINVAL }
         guard cap || processes[writer.pid]!.capContID else { return .EPERM }
-        if children(of: target.pid) > 0 || t.threads > 1 { return .EBUSY }
+        if children(of: target.pid) > 0 { return .EBUSY }  // threads join (SPEC §4)
         if target.pid == writer.pid || !isDescendant(target.pid, of: writer) { return .EXDEV }
         if let inner = t.chain.first {
             let owner = owners[inner]!
@@ -194,6 +194,7 @@ struct ReferenceModel {
             for (pid, p) in model.processes {
                 #expect(registry.chain(of: pid).ids == p.chain, "chain of \(pid)")
                 #expect(registry.process(pid)?.children == model.children(of: pid), "children of \(pid)")
+                #expect(registry.process(pid)?.threads == p.threads, "threads of \(pid)")
             }
             #expect(registry.processCount == model.processes.count)
             let containers = registry.allContainers()
