@@ -92,9 +92,9 @@ public final class Daemon {
             kernelLost = kernelLostAtStart
             ledger.submitThroughKernel = kind == .netlink || ((try? control.status().enabled) ?? 0) == 1
             let listener = try UnixListener(path: socketPath, mode: mode_t(configuration.socketMode))
-            server = RegistrationServer(listener: listener, clock: clock) { [unowned self] request, peer in
-                self.answer(request, peer: peer)
-            }
+            server = RegistrationServer(listener: listener, clock: clock,
+                                        refuseMalformed: { [unowned self] in registrar.refuseMalformed($0) },
+                                        answer: { [unowned self] request, peer in self.answer(request, peer: peer) })
             submitPendingRecords()
             state.save(registry)
         } catch {
@@ -185,6 +185,9 @@ public final class Daemon {
             }
             if now - lastStatus >= 1000 {
                 lastStatus = now
+                // Refusals over the per-uid rate: the seconds that ended are summarized now.
+                let due = registrar.dueSummaries(now: clock.wallMilliseconds)
+                if !due.isEmpty { submitPendingRecords(extra: due) }
                 if let s = try? control.status() {
                     kernelLost = s.lost
                     if source.kind == .netlink, s.pid != UInt32(bitPattern: ownPID) { reregister() }
@@ -235,7 +238,7 @@ public final class Daemon {
     private func answer(_ request: RegistrationRequest, peer: PeerIdentity) -> [RegistrationReply] {
         if case .status = request { return [.ok(statusLine())] }
         tracker.drain()
-        let outcome = registrar.handle(request, peer: peer)
+        let outcome = registrar.handle(request, peer: peer, now: clock.wallMilliseconds)
         if registry.pendingRecordCount > 0 || !outcome.records.isEmpty {
             submitPendingRecords(extra: outcome.records)
         }
@@ -277,7 +280,8 @@ public final class Daemon {
             + " reregistrations=\(reregistrations) tracking_rule_moves=\(session?.trackingRuleMoves ?? 0)"
             + " own_rules_restored=\(session?.ownRulesRestored ?? 0) records_written_directly=\(ledger.counters.writtenDirectly)"
             + " connections_refused=\(s.refused) connections_closed_idle=\(s.closedIdle)"
-            + " connections_closed_full=\(s.closedFull) requests_malformed=\(s.malformed) log_records_dropped=\(log.recordsDropped)"
+            + " connections_closed_full=\(s.closedFull) refusals_suppressed=\(registrar.refusalsSuppressed)"
+            + " malformed_requests=\(registrar.malformedRequests) log_records_dropped=\(log.recordsDropped)"
     }
 
     private func reportLosses(always: Bool) {

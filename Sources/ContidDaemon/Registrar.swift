@@ -40,7 +40,7 @@ final class Registrar {
     /// The outcome's records are all there is to submit, in order: the summaries of
     /// seconds that ended, then every record the registry held or produced (taken
     /// here, the refusals over the rate left out).
-    func handle(_ request: RegistrationRequest, peer: PeerIdentity, now: UInt64 = Clock.wallMilliseconds()) -> Outcome {
+    func handle(_ request: RegistrationRequest, peer: PeerIdentity, now: UInt64) -> Outcome {
         let due = refusals.summaries(now: now)
         let pending = registry.takeRecords()
         var outcome = answer(request, peer: peer, now: now)

@@ -21,7 +21,6 @@ final class RegistrationServer {
         var refused = 0
         var closedIdle = 0
         var closedFull = 0
-        var malformed = 0
     }
 
     /// A registration client: its replies not sent yet and when it last made progress.
@@ -42,17 +41,22 @@ final class RegistrationServer {
     let limits: Limits
     private let clock: TimeSource
     private let answer: (RegistrationRequest, PeerIdentity) -> [RegistrationReply]
+    private let refuseMalformed: (RegistrationProtocolError) -> RegistrationReply
     private var clients: [Int32: Client] = [:]
     private var pausedUntil: UInt64 = 0
     private var listenerIndex = -1
     private var clientIndices: Range<Int> = 0..<0
     private(set) var counters = Counters()
 
+    /// `refuseMalformed` answers a message that does not decode (the registrar counts
+    /// it; a malformed request names nobody to blame, so it is never recorded).
     init(listener: UnixListener, clock: TimeSource, limits: Limits = Limits(),
+         refuseMalformed: @escaping (RegistrationProtocolError) -> RegistrationReply,
          answer: @escaping (RegistrationRequest, PeerIdentity) -> [RegistrationReply]) {
         self.listener = listener
         self.clock = clock
         self.limits = limits
+        self.refuseMalformed = refuseMalformed
         self.answer = answer
     }
 
@@ -119,9 +123,7 @@ final class RegistrationServer {
                 replies = [.error(errno: "ESRCH", message: "the requesting process could not be identified")]
             }
         } catch {
-            // Answered and counted, never recorded: a malformed request names nobody to blame.
-            counters.malformed += 1
-            replies = [.error(errno: "EINVAL", message: error.reason)]
+            replies = [refuseMalformed(error)]
         }
         for r in replies {
             let bytes = r.encoded()

@@ -11,12 +11,15 @@ import Testing
 @Suite struct RegistrationServerTests {
     let dir = makeTemporaryDirectory("server")
     let clock = ManualTimeSource()
+    final class Count { var malformed = 0 }
+    let count = Count()
 
     private func server(limits: RegistrationServer.Limits = .init()) throws -> RegistrationServer {
         let listener = try UnixListener(path: dir + "/contid.sock", mode: 0o666)
-        return RegistrationServer(listener: listener, clock: clock, limits: limits) { request, _ in
-            [.ok("answered \(request)")]
-        }
+        let count = self.count
+        return RegistrationServer(listener: listener, clock: clock, limits: limits,
+                                  refuseMalformed: { count.malformed += 1; return .error(errno: "EINVAL", message: $0.reason) },
+                                  answer: { request, _ in [.ok("answered \(request)")] })
     }
 
     /// One poll round over the server's descriptors, waiting at most 1 s for something to be ready.
@@ -74,6 +77,6 @@ import Testing
         do { _ = try RegistrationRequest.decode(Array("frobnicate 12".utf8)) } catch { reason = error.reason }
         #expect(!reason.isEmpty)
         #expect(String(decoding: reply, as: UTF8.self) == "err EINVAL \(reason)")
-        #expect(s.counters.malformed == 1)
+        #expect(count.malformed == 1)
     }
 }
