@@ -38,6 +38,8 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public var reportInterval = 60
     /// Mode of the registration socket; 0666 lets unprivileged callers be refused (and recorded) by the checks.
     public var socketMode: UInt32 = 0o666
+    /// Which kernel rules contidd adds for its own state (netlink source only).
+    public var trackingRules: TrackingRules = .namespaces
 
     public init() {}
 
@@ -46,7 +48,8 @@ public struct DaemonConfiguration: Equatable, Sendable {
     /// The keys and what they take, for errors and docs.
     public static let keys: [String] = [
         "source", "log_dir", "run_dir", "state_dir", "rules_dir", "log_format", "max_log_file", "num_logs",
-        "flush", "freq", "backlog_limit", "grace_ms", "snapshot_interval", "report_interval", "socket_mode",
+        "flush", "freq", "backlog_limit", "grace_ms", "snapshot_interval", "batch_ms", "report_interval", "socket_mode",
+        "tracking_rules",
     ]
 
     /// Applies a configuration file's text over the current values. All bad lines are
@@ -107,6 +110,7 @@ public struct DaemonConfiguration: Equatable, Sendable {
         case "snapshot_interval": snapshotInterval = try number(0...86_400)
         case "batch_ms": batchMilliseconds = try number(0...100)
         case "report_interval": reportInterval = try number(0...86_400)
+        case "tracking_rules": trackingRules = try oneOf(TrackingRules.self)
         case "socket_mode":
             guard let m = UInt32(value, radix: 8), m <= 0o777 else {
                 throw ValueError(reason: "socket_mode takes an octal mode such as 0666, not \"\(value)\"")
@@ -118,6 +122,20 @@ public struct DaemonConfiguration: Equatable, Sendable {
             throw ValueError(reason: reason)
         }
     }
+}
+
+/// The kernel rules contidd adds for its own state when it is the audit daemon.
+/// Process facts come from the proc connector (exact at fork, drained before every
+/// batch of records), so rules on fork, exec and exit would only cost the host: the
+/// kernel builds a record for every process created.
+public enum TrackingRules: String, CaseIterable, Sendable {
+    /// None: the proc connector and /proc alone.
+    case none
+    /// unshare and setns (rare calls; the namespace facts that no other source gives).
+    case namespaces
+    /// fork, clone, vfork, clone3, execve, execveat, exit_group, unshare, setns: every
+    /// process's life in the audit stream too (costly; as contidd did before).
+    case all
 }
 
 /// A configuration line contidd cannot use: `/etc/contid/contidd.conf:3: unknown key "log_dri"; did you mean "log_dir"?`

@@ -63,7 +63,7 @@ public final class Daemon {
         control = try AuditNetlink(mode: .unicast, receiveBufferSize: 1 << 20)
         let status = try control.status()
         let kind = resolveSource(configuration.source, status: status)
-        Log.info("pid \(ownPID), source \(kind.rawValue), log \(configuration.logDirectory)/audit.log (\(configuration.logFormat.rawValue))")
+        Log.info("pid \(ownPID), source \(kind.rawValue), log \(configuration.logDirectory)/audit.log (\(configuration.logFormat.rawValue)), tracking rules \(kind == .netlink ? configuration.trackingRules.rawValue : "none")")
 
         log = try HostLogWriter(directory: configuration.logDirectory, format: configuration.logFormat,
                                 maxFileBytes: configuration.maxLogFileMB << 20, numLogs: configuration.numLogs,
@@ -125,9 +125,10 @@ public final class Daemon {
             }
         }
         var backlog = configuration.backlogLimit
-        // Beside auditd (multicast, plugin) the tracking rules would fill auditd's log with
-        // every fork, exec and exit; the proc connector gives the process facts.
-        events.ruleFilter = try session.loadRules(rules, backlog: &backlog, withTracking: source.kind == .netlink)
+        // Process facts come from the proc connector; beside auditd (multicast, plugin)
+        // contidd adds no rules of its own at all: they would land in auditd's log.
+        let tracking = source.kind == .netlink ? configuration.trackingRules : .none
+        events.ruleFilter = try session.loadRules(rules, backlog: &backlog, tracking: tracking)
         if source.kind == .netlink { try session.setBacklogLimit(backlog) }
     }
 

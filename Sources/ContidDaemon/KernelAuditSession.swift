@@ -54,10 +54,9 @@ final class KernelAuditSession {
     }
 
     /// Loads the rules: the user's in order (`-D` deletes what is there first), then
-    /// the self-exclusion rule at the head, then (`withTracking`, the netlink source
-    /// only) contid's tracking rules appended after them (the kernel reports the key
-    /// of the first matching exit rule).
-    func loadRules(_ lines: [RuleLine], backlog: inout UInt32, withTracking: Bool) throws -> ContainerRuleFilter {
+    /// the self-exclusion rule at the head, then contid's `tracking` rules appended
+    /// after them (the kernel reports the key of the first matching exit rule).
+    func loadRules(_ lines: [RuleLine], backlog: inout UInt32, tracking: TrackingRules) throws -> ContainerRuleFilter {
         var filter = ContainerRuleFilter()
         for line in lines {
             switch line.command {
@@ -92,10 +91,12 @@ final class KernelAuditSession {
             try addOwn(exclusion, prepend: true)
         }
         selfExclusion = exclusion
-        if withTracking {
-            trackingRules = AuditArch.supported.map { AuditRule.tracking(arch: $0) }
-            for rule in trackingRules { try addOwn(rule, prepend: false) }
+        switch tracking {
+        case .none: trackingRules = []
+        case .namespaces: trackingRules = AuditArch.supported.map { AuditRule.tracking(arch: $0, syscalls: $0.namespaceSyscalls) }
+        case .all: trackingRules = AuditArch.supported.map { AuditRule.tracking(arch: $0) }
         }
+        for rule in trackingRules { try addOwn(rule, prepend: false) }
         return filter
     }
 

@@ -285,6 +285,16 @@ extension AuditArch {
         #endif
     }
 
+    /// Namespace changes: unshare, setns.
+    public var namespaceSyscalls: [Int] {
+        switch self {
+        case .x86_64: return [272, 308]
+        case .i386: return [310, 346]
+        case .aarch64: return [97, 268]
+        default: return []
+        }
+    }
+
     /// Process creation, exec, exit and namespace changes: clone, fork, vfork, execve,
     /// exit_group, unshare, setns, execveat, clone3 (ausyscall numbers, facts §1).
     public var trackedSyscalls: [Int] {
@@ -322,9 +332,10 @@ extension AuditRule {
         return path
     }
 
-    /// `-a always,exit -F arch=<arch> -S clone,fork,... -k <key>`.
-    public static func tracking(arch: AuditArch, key: String = trackingKey) -> AuditRule {
-        AuditRule(list: .exit, action: .always, syscalls: Syscalls(arch.trackedSyscalls),
+    /// `-a always,exit -F arch=<arch> -S clone,fork,... -k <key>` (`syscalls`: the
+    /// arch's tracked syscalls unless given).
+    public static func tracking(arch: AuditArch, syscalls: [Int]? = nil, key: String = trackingKey) -> AuditRule {
+        AuditRule(list: .exit, action: .always, syscalls: Syscalls(syscalls ?? arch.trackedSyscalls),
                   fields: [Field(.arch, .equal, arch.rawValue), Field(.key, .equal, key)])
     }
 
