@@ -29,6 +29,21 @@ import ContainerEngine
         return out
     }
 
+    /// Events whose chain differs from the ground truth, and events never printed.
+    func mismatches(_ got: [UInt32: String], _ truth: [UInt32: String]) -> (wrong: Int, missing: Int, first: [String]) {
+        var wrong = 0, missing = 0
+        var first: [String] = []
+        for serial in truth.keys.sorted() {
+            let expected = truth[serial]!
+            guard let actual = got[serial] else { missing += 1; continue }
+            if actual != expected {
+                wrong += 1
+                if first.count < 5 { first.append("serial \(serial): expected '\(expected)', got '\(actual)'") }
+            }
+        }
+        return (wrong, missing, first)
+    }
+
     @Test func generatedTraceOf10000ProcessesIn50NestedContainersIsAttributedExactly() throws {
         var g = TraceGenerator(seed: 0x5EED_C0DE)
         g.run(processes: 10_000, containers: 50)
@@ -39,23 +54,19 @@ import ContainerEngine
         #expect(g.pidReuses > 1000)
         #expect(g.vforkReorders > 500)
         #expect(g.orphans > 500)
+        #expect(g.subshells > 500)
+        #expect(g.reusesAfterExit > 500)
+        print("trace: events=\(g.truth.count) subshells=\(g.subshells) reusesAfterExit=\(g.reusesAfterExit) pidReuses=\(g.pidReuses) vfork=\(g.vforkReorders) orphans=\(g.orphans)")
 
         let (out, summary) = try replay(g.lines)
         #expect(summary.errors == 0)
         #expect(summary.lost == 0)
         let got = try attributions(out.text)
         #expect(got.count == g.truth.count)
-        var wrong = 0, missing = 0
-        var firstWrong: [String] = []
-        for (serial, expected) in g.truth {
-            guard let actual = got[serial] else { missing += 1; continue }
-            if actual != expected {
-                wrong += 1
-                if firstWrong.count < 5 { firstWrong.append("serial \(serial): expected '\(expected)', got '\(actual)'") }
-            }
-        }
-        #expect(wrong == 0, "\(firstWrong)")
-        #expect(missing == 0)
+        let m = mismatches(got, g.truth)
+        print("replay: wrong=\(m.wrong) missing=\(m.missing)")
+        #expect(m.wrong == 0, "\(m.first)")
+        #expect(m.missing == 0)
         // And the trail is not trivial: most events carry a chain, some nested ones three deep.
         let attributed = g.truth.values.filter { !$0.isEmpty }.count
         #expect(attributed > g.truth.count / 3)
