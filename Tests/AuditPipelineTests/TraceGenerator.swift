@@ -65,6 +65,21 @@ struct TraceGenerator {
         return parts.joined(separator: ",")
     }
 
+    /// Events whose chain in `got` (serial -> chain) differs from the truth, and events missing.
+    func mismatches(_ got: [UInt32: String]) -> (wrong: Int, missing: Int, first: [String]) {
+        var wrong = 0, missing = 0
+        var first: [String] = []
+        for serial in truth.keys.sorted() {
+            let expected = truth[serial]!
+            guard let actual = got[serial] else { missing += 1; continue }
+            if actual != expected {
+                wrong += 1
+                if first.count < 5 { first.append("serial \(serial): expected '\(expected)', got '\(actual)'") }
+            }
+        }
+        return (wrong, missing, first)
+    }
+
     // MARK: emitting records
 
     mutating func stamp() -> String {
@@ -199,7 +214,8 @@ struct TraceGenerator {
         syscall(orchestrator, 59)
         var inits: [Int32] = []   // registered first processes, by container index
         while processesCreated < processes {
-            let live = procs.keys.filter { $0 != 1 && $0 != orchestrator }
+            // Sorted: a dictionary's order changes from run to run (seeded hashing), the trace must not.
+            let live = procs.keys.sorted().filter { $0 != 1 && $0 != orchestrator }
             let roll = random(100)
             if containers.count < wanted, roll < 3 {
                 // A new top-level container, or one nested in a container up to 3 deep.
