@@ -81,18 +81,7 @@ public final class TrailAttributor {
     /// Updates the registry from one event and returns it annotated, with its task's chain.
     /// Never holds: an event whose task's parent is not named yet is attributed as the trail stands.
     public func attribute(_ event: AuditEvent) -> (event: AuditEvent, contid: String?) {
-        let t = event.time.totalMilliseconds
-        if t > clock { clock = t }
-        applyDueExits()
-        for r in event.records {
-            switch r.type {
-            case .containerOp: applyContainerOp(r)
-            case .setCapContID: applyCapContID(r)
-            default: break
-            }
-        }
-        if let sc = event.first(.syscall) { learn(from: sc) }
-        return EventAnnotator.annotate(event, registry: registry)
+        process(event, mayWait: false)!
     }
 
     /// Held attribution: hands `emit` each event annotated, in the order given, once its
@@ -102,12 +91,14 @@ public final class TrailAttributor {
         let t = event.time.totalMilliseconds
         if t > newest { newest = t }
         if heldFirst == held.count {
-            guard awaitedAncestor(of: event) != 0 else {
-                let (out, contid) = attribute(event)
+            if let r = process(event, mayWait: true) {
                 if registry.pendingRecordCount > 0 { _ = registry.takeRecords() }
-                emit(out, contid)
+                emit(r.event, r.contid)
                 return
             }
+            held.append(event)
+            eventsHeld += 1
+            return
         }
         held.append(event)
         eventsHeld += 1
@@ -138,22 +129,22 @@ public final class TrailAttributor {
                 || held.count - heldFirst > holdLimit
             // Still waiting for the same pid, and nothing named it since: nothing to recompute.
             if awaitedPID != 0, hints[awaitedPID] == nil, !due { return }
-            let waiting = awaitedAncestor(of: held[heldFirst])
-            if waiting != 0 {
+            var result = process(held[heldFirst], mayWait: true)
+            if result == nil {
+                // Waiting now for another pid (the one the hint named, or the next event's): look in what is held.
                 if !due {
-                    awaitedPID = waiting
-                    if findHint(for: waiting) { continue }
+                    if findHint(for: awaitedPID) { continue }
                     return
                 }
                 heldUnresolved += 1
+                result = process(held[heldFirst], mayWait: false)
             }
+            guard let r = result else { return }
             awaitedPID = 0
-            let event = held[heldFirst]
             held[heldFirst] = Self.released  // frees the event's records now, not when the queue empties
             heldFirst += 1
-            let (out, contid) = attribute(event)
             if registry.pendingRecordCount > 0 { _ = registry.takeRecords() }
-            emit(out, contid)
+            emit(r.event, r.contid)
         }
         held.removeAll(keepingCapacity: true)
         heldFirst = 0
@@ -163,12 +154,11 @@ public final class TrailAttributor {
 
     private static let released = AuditEvent(node: nil, serial: 0, time: AuditTime(seconds: 0, milliseconds: 0), records: [])
 
-    /// The pid, unnamed by the trail so far, whose descendant `event`'s task is; 0 when its ancestry is known.
-    private func awaitedAncestor(of event: AuditEvent) -> Int32 {
-        guard let sc = event.first(.syscall), let pid = sc.pid else { return 0 }
-        if exiting[pid] == nil, registry.process(pid) != nil { return 0 }
+    /// The pid, unnamed by the trail so far, that the new process `pid` (its record naming
+    /// `ppid`) descends from; 0 when its ancestry is known.
+    private func unnamedAncestor(_ pid: Int32, parent ppid: Int32) -> Int32 {
         if let claim = claims[pid], clock &- claim.time <= graceMilliseconds { return 0 }
-        var p = sc.ppid ?? 0
+        var p = ppid
         for _ in 0..<16 {
             switch named(p) {
             case .known: return 0
@@ -206,9 +196,28 @@ public final class TrailAttributor {
 
     // MARK: process facts
 
+    /// Applies one event; nil (and nothing changed for its task) when `mayWait` and its task
+    /// descends from a pid the trail has not named yet (`awaitedPID`).
+    private func process(_ event: AuditEvent, mayWait: Bool) -> (event: AuditEvent, contid: String?)? {
+        let t = event.time.totalMilliseconds
+        if t > clock { clock = t }
+        applyDueExits()
+        let sc = event.first(.syscall)
+        if let sc, let pid = sc.pid, !known(pid, parent: sc.ppid ?? 0, mayWait: mayWait) { return nil }
+        for r in event.records {
+            switch r.type {
+            case .containerOp: applyContainerOp(r)
+            case .setCapContID: applyCapContID(r)
+            default: break
+            }
+        }
+        if let sc { learn(from: sc) }
+        return EventAnnotator.annotate(event, registry: registry)
+    }
+
+    /// The process-tree facts of a SYSCALL record whose task is known already.
     private func learn(from sc: AuditRecord) {
         guard let pid = sc.pid else { return }
-        known(pid, parent: sc.ppid ?? 0)
         guard let number = sc.syscall else { return }
         let arch = sc["arch"].flatMap { AuditArch(field: $0) } ?? .x86_64
         switch SyscallKind(arch: arch, number: number) {
@@ -248,15 +257,20 @@ public final class TrailAttributor {
         return Int32(child)
     }
 
-    /// Makes sure `pid` is in the registry, as the child of the right parent.
-    private func known(_ pid: Int32, parent ppid: Int32) {
+    /// Makes sure `pid` is in the registry, as the child of the right parent; false (nothing
+    /// changed) when `mayWait` and the trail has not named its ancestry yet.
+    @discardableResult
+    private func known(_ pid: Int32, parent ppid: Int32, mayWait: Bool = false) -> Bool {
         if exiting[pid] != nil {
+            if mayWait, awaits(pid, parent: ppid) { return false }
             // A record after exit_group: the pid names a new process now.
             applyExit(pid)
         } else if let state = registry.process(pid) {
             // First linked under nothing (a placeholder): its own record names its parent now.
             if state.parent == 0, ppid > 2, pid > 2, !isRegistered(state.process) { relink(pid, under: ppid) }
-            return
+            return true
+        } else if mayWait, awaits(pid, parent: ppid) {
+            return false
         }
         var parent = ppid
         if let claim = claims.removeValue(forKey: pid), clock &- claim.time <= graceMilliseconds {
@@ -268,6 +282,12 @@ public final class TrailAttributor {
         }
         let sure = parent == 0 || ensureParent(parent)
         create(pid, parent: parent, guess: !sure)
+        return true
+    }
+
+    private func awaits(_ pid: Int32, parent ppid: Int32) -> Bool {
+        awaitedPID = unnamedAncestor(pid, parent: ppid)
+        return awaitedPID != 0
     }
 
     /// What the trail says of a pid named as a parent.

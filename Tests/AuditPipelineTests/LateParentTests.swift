@@ -141,6 +141,62 @@ import AuditCodec
         #expect(b.heldUnresolved == 1)
     }
 
+    /// laurel's trace of `( /bin/echo foo | /bin/sed -e 's/foo/bar/' ) | /bin/grep bar`, each event's
+    /// lines by serial in the order recorded: 71505 runs the script, 71506 is the subshell (it
+    /// never execs) that forks 71508 (echo) and 71509 (sed); 71507 is grep.
+    func shellTrace() throws -> [(serial: UInt32, lines: [String])] {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("shared/corpus/laurel/shell-proc-trace-reordered.txt").path
+        var events: [(serial: UInt32, lines: [String])] = []
+        for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") where !line.hasPrefix("#") {
+            let serial = try #require(line.split(separator: ":").dropFirst().first.flatMap { UInt32($0.prefix { $0 != ")" }) })
+            if let i = events.firstIndex(where: { $0.serial == serial }) { events[i].lines.append(String(line)) }
+            else { events.append((serial, [String(line)])) }
+        }
+        return events
+    }
+
+    /// The trace with the events of `late` moved to its end, renumbered in their new order as the
+    /// kernel numbers them (an event's serial is taken when its first record is written), and
+    /// 71432 (which runs the script) registered in container 7 first. Returns the lines and the
+    /// serials of the subshell's records and of its children's execs, renumbered.
+    func shellTrace(late: [UInt32]) throws -> (lines: [String], renumbered: [UInt32: UInt32]) {
+        let events = try shellTrace()
+        let order = events.filter { !late.contains($0.serial) } + late.map { s in events.first { $0.serial == s }! }
+        var lines = ["type=CONTAINER_OP msg=audit(1682609045.500:29236): op=set opid=71432 contid=7 old-contid=-1 pid=3505 uid=0 auid=1000 ses=3 comm=\"sh\" exe=\"/bin/sh\" res=1"]
+        var renumbered: [UInt32: UInt32] = [:]
+        for (i, e) in order.enumerated() {
+            let serial = UInt32(29237 + i)
+            renumbered[e.serial] = serial
+            lines += e.lines.map { $0.replacingOccurrences(of: ":\(e.serial)):", with: ":\(serial)):") }
+        }
+        return (lines, renumbered)
+    }
+
+    @Test func aRealSubshellsDescendantsCarryTheChainWhateverOrderTheirRecordsComeIn() throws {
+        // Every event of the script is in 7: all of its processes descend from 71432.
+        var expected: [UInt32: String] = [29236: ""]
+        for s in UInt32(29237)...29245 { expected[s] = "7" }
+        // As recorded; then the subshell's clone records (29241, 29243) after its children's
+        // execs (29244, 29245): the grandchildren's records before their parent's own first one.
+        for late: [UInt32] in [[], [29241, 29243]] {
+            let (lines, _) = try shellTrace(late: late)
+            #expect(try immediateReplay(lines) == expected, "late: \(late)")
+            #expect(heldReplay(lines, TrailAttributor()).chains == expected, "late: \(late)")
+        }
+        // And the clone that created the subshell (29239) late too: nothing names 71506 before
+        // its children's execs. Held attribution waits for its own record; immediate loses both execs.
+        let (lines, renumbered) = try shellTrace(late: [29241, 29243, 29239])
+        let a = TrailAttributor()
+        #expect(heldReplay(lines, a).chains == expected)
+        #expect(a.eventsHeld == 3)  // 71508's and 71509's execs, and 71506's clone that named its parent
+        var immediate = expected
+        immediate[renumbered[29244]!] = ""
+        immediate[renumbered[29245]!] = ""
+        #expect(try immediateReplay(lines) == immediate)
+    }
+
     @Test func generatedTraceWithLateCreationsIsExactWithHeldAttribution() throws {
         var g = TraceGenerator(seed: 0x5EED_C0DE, lateCreation: true)
         g.run(processes: 10_000, containers: 50)
