@@ -5,28 +5,33 @@
 //   - a clone/fork/vfork/clone3 return value announces a child of the caller;
 //   - a pid seen for the first time is a child of its record's `ppid=` (or of the
 //     process whose clone returned that pid, when `ppid=` no longer names it because
-//     the parent exited and the child was reparented);
+//     the parent exited and the child was reparented); a vfork child's records come
+//     before its parent's vfork record, and its `ppid=` covers that case;
 //   - a `ppid=` naming a process not seen yet is resolved through what the trail
-//     announced: the clone that returned that pid (a subshell that forks at once is
-//     first seen in its child's `ppid=`: its own clone record comes when its clone
-//     returns, after the child ran). A `ppid=` naming a process whose exit_group was
-//     seen means the new process that took the pid, once a clone announced it; a
-//     reused pid never inherits the dead process's container;
+//     announced: the clone that returned that pid makes it the caller's child (a
+//     subshell that forks at once is first seen in its child's `ppid=`: its own clone
+//     record is written when its clone returns, after the child ran). A `ppid=`
+//     naming a pid whose exit_group was seen names the new process that took the pid
+//     once a clone announced it, so a reused pid never inherits the dead process's
+//     container; without that announcement it names the ended process (a child's
+//     late record). Pids 0, 1 and 2 are roots, never in a container;
 //   - exit_group ends a process; the end is applied after a grace period of log
 //     time, because records of its children and of the exit itself may come later;
 //   - a pid reused after its process ended is a new process.
-// Reconciling what came too early: a process linked before its parent was named
-// (under a placeholder, or under a pid that had just exited) is moved when the trail
-// names its parent (its own record's `ppid=`, or a clone that returned its pid),
-// together with the processes created under it since, so later events are exact.
+// Reconciling what came too early: a process linked before the trail named its
+// parent (under a placeholder, or under a pid that had just exited) is moved when
+// the trail names it: its own record's `ppid=`, or, within the grace, a clone that
+// returned its pid (later, a return value may be a pid of another pid namespace).
+// The processes created under it since move with it; registered ones keep their chain.
 //
-// Held attribution (`attribute(_:emit:)`): events already handed out cannot change,
-// so an event whose task descends from a process the trail has not named yet waits,
-// and every event after it too (output keeps the trail's order), until a later
-// record names that process (its own record, or a clone returning its pid), or the
-// log's clock has passed the waiting event by `holdMilliseconds`, or `holdLimit`
-// events wait; then it is attributed as the trail stands. Nothing waits while every
-// parent is known, which is the common case. `attribute(_:)` never holds.
+// Held attribution (`attribute(_:emit:)`) makes the events before that naming
+// exact too. Events handed out cannot change, so when a process is first seen with
+// an ancestor the trail has not named (nor a clone announced), its event waits, and
+// every event after it too (output keeps the trail's order), until a later record
+// names that ancestor (its own record's `ppid=`, or a clone returning its pid), or
+// the log's clock has passed the waiting event by `holdMilliseconds`, or more than
+// `holdLimit` events wait; then it is attributed as the trail stands. Nothing waits
+// while parents are known, which is the common case. `attribute(_:)` never holds.
 
 import AuditCodec
 import ContainerEngine
