@@ -1,7 +1,9 @@
 // A generated audit trail with its ground truth: process trees in nested containers
 // as the kernel would log them under fork/exec/exit rules, with the orchestrators'
-// CONTAINER_OP records, PID reuse, vfork children whose records come before their
-// parent's, and orphans whose `ppid=` already names init.
+// CONTAINER_OP records, PID reuse (also right after an exit), vfork children whose
+// records come before their parent's, orphans whose `ppid=` already names init, and
+// subshells that never exec and fork at once, whose own first record (their clone
+// record) comes after their child's records.
 
 struct TraceGenerator {
     struct Proc {
@@ -22,6 +24,15 @@ struct TraceGenerator {
     private(set) var orphans = 0
     private(set) var pidReuses = 0
     private(set) var maxDepth = 0
+    /// Subshells that forked at once; their child's records precede their own first one.
+    private(set) var subshells = 0
+    /// Pids given to a new process right after their previous process's exit_group.
+    private(set) var reusesAfterExit = 0
+    /// Subshells whose creating clone record is written late too, after the grandchild's.
+    private(set) var lateCreations = 0
+    /// When set, a subshell's creation record also comes after its child's records: the
+    /// grandchild's parent is then named by nothing before it (needs held attribution).
+    let lateCreation: Bool
 
     private var procs: [Int32: Proc] = [:]
     private var usedPids: Set<Int32> = []
@@ -30,10 +41,13 @@ struct TraceGenerator {
     private var nextPid: Int32 = 1000
     private let pidLow: Int32 = 1000, pidHigh: Int32 = 3999
     private var rng: UInt64
+    /// A pid freed by an exit that the next process takes at once.
+    private var freed: Int32? = nil
     let orchestrator: Int32 = 500
 
-    init(seed: UInt64) {
+    init(seed: UInt64, lateCreation: Bool = false) {
         rng = seed | 1
+        self.lateCreation = lateCreation
         procs[1] = Proc(pid: 1, parent: 0, container: nil, comm: "init")
         procs[orchestrator] = Proc(pid: orchestrator, parent: 1, container: nil, comm: "orchestrator")
         procs[1]!.children.insert(orchestrator)
@@ -49,6 +63,21 @@ struct TraceGenerator {
         var parts = [String(containers[c].id)]
         while let p = containers[c].parent { parts.append("^" + String(containers[p].id)); c = p }
         return parts.joined(separator: ",")
+    }
+
+    /// Events whose chain in `got` (serial -> chain) differs from the truth, and events missing.
+    func mismatches(_ got: [UInt32: String]) -> (wrong: Int, missing: Int, first: [String]) {
+        var wrong = 0, missing = 0
+        var first: [String] = []
+        for serial in truth.keys.sorted() {
+            let expected = truth[serial]!
+            guard let actual = got[serial] else { missing += 1; continue }
+            if actual != expected {
+                wrong += 1
+                if first.count < 5 { first.append("serial \(serial): expected '\(expected)', got '\(actual)'") }
+            }
+        }
+        return (wrong, missing, first)
     }
 
     // MARK: emitting records
@@ -87,6 +116,14 @@ struct TraceGenerator {
     // MARK: process life
 
     mutating func allocatePid() -> Int32 {
+        if let p = freed {
+            freed = nil
+            if procs[p] == nil {
+                pidReuses += 1
+                reusesAfterExit += 1
+                return p
+            }
+        }
         while true {
             let p = nextPid
             nextPid = nextPid == pidHigh ? pidLow : nextPid + 1
@@ -123,6 +160,33 @@ struct TraceGenerator {
         return child
     }
 
+    /// `parent` forks a subshell that never execs and forks a worker at once. The
+    /// subshell's clone record is written when its clone returns, after the worker has
+    /// exec'd; with `lateCreation` the parent's clone record of the subshell is late too.
+    /// Returns the worker's pid.
+    mutating func subshell(_ parent: Int32) -> Int32 {
+        let shell = allocatePid()
+        processesCreated += 1
+        procs[shell] = Proc(pid: shell, parent: parent, container: procs[parent]!.container, comm: procs[parent]!.comm)
+        procs[parent]!.children.insert(shell)
+        let child = allocatePid()
+        processesCreated += 1
+        procs[child] = Proc(pid: child, parent: shell, container: procs[shell]!.container, comm: "worker")
+        procs[shell]!.children.insert(child)
+        subshells += 1
+        if lateCreation {
+            syscall(child, 59)
+            syscall(shell, 57, exit: Int64(child))
+            syscall(parent, 57, exit: Int64(shell))
+            lateCreations += 1
+        } else {
+            syscall(parent, 57, exit: Int64(shell))
+            syscall(child, 59)
+            syscall(shell, 57, exit: Int64(child))
+        }
+        return child
+    }
+
     mutating func exit(_ pid: Int32) {
         syscall(pid, 231)
         let p = procs.removeValue(forKey: pid)!
@@ -150,11 +214,13 @@ struct TraceGenerator {
         syscall(orchestrator, 59)
         var inits: [Int32] = []   // registered first processes, by container index
         while processesCreated < processes {
-            let live = procs.keys.filter { $0 != 1 && $0 != orchestrator }
+            // Sorted: a dictionary's order changes from run to run (seeded hashing), the trace must not.
+            let live = procs.keys.sorted().filter { $0 != 1 && $0 != orchestrator }
             let roll = random(100)
             if containers.count < wanted, roll < 3 {
                 // A new top-level container, or one nested in a container up to 3 deep.
-                let nestable = inits.filter { procs[$0] != nil && containers[procs[$0]!.container!].depth < 3 }
+                // A first process's pid may name another process by now (reused): any member of a container may nest.
+                let nestable = inits.filter { procs[$0]?.container.map { containers[$0].depth < 3 } ?? false }
                 let writer = (!nestable.isEmpty && random(2) == 0) ? nestable[random(nestable.count)] : orchestrator
                 let child = spawn(writer, comm: "cinit")
                 register(writer: writer, target: child)
@@ -163,12 +229,16 @@ struct TraceGenerator {
                 // Something ends; never a first process that may still nest others, while few exist.
                 let candidates = live.filter { !inits.contains($0) || live.count > 400 }
                 guard !candidates.isEmpty else { continue }
-                exit(candidates[random(candidates.count)])
+                let ended = candidates[random(candidates.count)]
+                exit(ended)
+                if random(3) == 0 { freed = ended }
             } else {
                 let parents = live.isEmpty ? [orchestrator] : live
                 let parent = parents[random(parents.count)]
                 let kind = random(10)
-                let child = spawn(parent, comm: "worker", vfork: kind == 0, orphan: kind == 1 && parent != orchestrator)
+                let child = kind == 2 && processesCreated + 2 <= processes
+                    ? subshell(parent)
+                    : spawn(parent, comm: "worker", vfork: kind == 0, orphan: kind == 1 && parent != orchestrator)
                 if random(2) == 0 { syscall(child, 257, exit: 3, key: "watched") }
             }
         }
