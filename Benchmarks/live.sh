@@ -17,6 +17,9 @@ scratch="${SCRATCH_PATH:-.build}"
 if pgrep -x auditd >/dev/null || pgrep -x contidd >/dev/null; then
   echo "an auditd or contidd is running; stop it first" >&2; exit 1
 fi
+# Kernel audit state is one per machine: wait for any system test or benchmark using it.
+exec 9>/run/lock/contid-audit-tests.lock
+flock 9
 swift build -c release --scratch-path "$scratch" --product contidd >&2
 swift build -c release --scratch-path "$scratch" --product contid >&2
 contidd="$scratch/release/contidd"

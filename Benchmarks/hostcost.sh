@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The host's own cost of auditing: the fork+exec rate a spawner reaches (it asks for
+# RATE/s for SECONDS s; each child execs busybox sh, which appends to a watched
+# file) with audit switched off, under auditd (RAW) and under contidd, all in one
+# run on the same machine. The user's rules are one file watch, as in live.sh;
+# auditd gets the same kernel rules contidd loads (the watch + contidd's default
+# namespace tracking rules). With BASELINE=REV the contidd of that git revision is
+# measured too (built into .build-baseline-REV), e.g. BASELINE=4b45108 for the
+# contidd that audited every fork, exec and exit.
+# Prints each rate, events logged and attributed, and the ratios to audit off
+# (target >= 0.9 for contidd). Needs root, auditd installed and not running.
+# Restores kernel audit state. Usage: Benchmarks/hostcost.sh [RATE] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rate="${1:-2500}"
+seconds="${2:-20}"
+scratch="${SCRATCH_PATH:-.build}"
+
+[ "$(id -u)" = 0 ] || { echo "hostcost.sh needs root (it runs audit daemons)" >&2; exit 1; }
+if pgrep -x auditd >/dev/null || pgrep -x contidd >/dev/null; then
+  echo "an auditd or contidd is running; stop it first" >&2; exit 1
+fi
+# Kernel audit state is one per machine: wait for any system test or benchmark using it.
+exec 9>/run/lock/contid-audit-tests.lock
+flock 9
+swift build -c release --scratch-path "$scratch" --product contidd >&2
+swift build -c release --scratch-path "$scratch" --product contid >&2
+bin="$scratch/release"
+baseline_bin=""
+if [ -n "${BASELINE:-}" ]; then baseline_bin=$(bash Benchmarks/build-baseline.sh "$BASELINE"); fi
+
+work="$(mktemp -d /tmp/contid-hostcost-XXXXXX)"
+chmod 755 "$work"
+watched="$work/watched"
+: > "$watched"
+found_enabled=$(auditctl -s | awk '$1 == "enabled" {print $2}')
+found_backlog=$(auditctl -s | awk '$1 == "backlog_limit" {print $2}')
+
+restore() {
+  for p in $(pgrep -x auditd) $(pgrep -x contidd); do kill -TERM "$p" 2>/dev/null || true; done
+  sleep 1
+  auditctl -D >/dev/null 2>&1 || true
+  auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap restore EXIT
+
+# The spawner: fork + exec of `busybox sh -c ': >> FILE'`, asking RATE/s; prints the rate reached.
+spawner() {
+  perl -MTime::HiRes=time,sleep -e '
+    my ($rate, $secs, $file) = @ARGV;
+    $SIG{CHLD} = "IGNORE";
+    my $start = time; my $n = 0;
+    while (1) {
+      my $due = $start + $n / $rate;
+      my $now = time;
+      last if $now - $start >= $secs;
+      sleep($due - $now) if $due > $now;
+      my $pid = fork();
+      if (defined $pid && $pid == 0) { exec "/usr/bin/busybox", "sh", "-c", ": >> $file" or exit 127; }
+      $n++;
+    }
+    printf "%.0f %d\n", $n / (time - $start), $n;
+  ' "$rate" "$seconds" "$watched"
+}
+
+# Waits until nothing the spawner started is left (children finish after it stops).
+settle() { for _ in $(seq 100); do pgrep -f "busybox sh -c : >> $watched" >/dev/null || break; sleep 0.1; done; sleep 1; }
+
+# --- audit off ---------------------------------------------------------------
+auditctl -D >/dev/null
+auditctl -e 0 >/dev/null
+read -r off_rate off_n < <(spawner)
+settle
+
+# --- auditd, the same kernel rules contidd loads -----------------------------
+mkdir -p "$work/auditd/plugins"
+cat > "$work/auditd/auditd.conf" <<CONF
+local_events = yes
+write_logs = yes
+log_file = $work/auditd/audit.log
+log_group = root
+log_format = RAW
+flush = INCREMENTAL_ASYNC
+freq = 50
+max_log_file = 500
+num_logs = 5
+priority_boost = 4
+name_format = NONE
+max_log_file_action = ROTATE
+space_left = 2
+space_left_action = IGNORE
+admin_space_left = 1
+admin_space_left_action = IGNORE
+disk_full_action = IGNORE
+disk_error_action = IGNORE
+use_libwrap = no
+plugin_dir = $work/auditd/plugins
+q_depth = 2000
+overflow_action = SYSLOG
+max_restarts = 10
+end_of_event_timeout = 2
+CONF
+chmod 640 "$work/auditd/auditd.conf"
+auditctl -b 8192 >/dev/null
+auditctl -w "$watched" -p wa -k bench >/dev/null
+auditctl -a always,exit -F arch=b64 -S unshare,setns -k contid-track >/dev/null
+auditctl -a always,exit -F arch=b32 -S unshare,setns -k contid-track >/dev/null
+auditd -n -c "$work/auditd" >"$work/auditd.out" 2>&1 &
+auditd_pid=$!
+sleep 2
+read -r auditd_rate auditd_n < <(spawner)
+settle
+kill -TERM "$auditd_pid"; wait "$auditd_pid" 2>/dev/null || true
+auditd_events=$(cat "$work"/auditd/audit.log* | grep -c 'key="bench"' || true)
+auditctl -D >/dev/null
+auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null
+
+# --- contidd (the spawner in a registered container) -------------------------
+mkdir -p "$work/rules.d"
+printf -- '-w %s -p wa -k bench\n' "$watched" > "$work/rules.d/10-bench.rules"
+printf 'max_log_file = 500\nnum_logs = 5\nflush = incremental_async\nfreq = 50\nbacklog_limit = 8192\n' > "$work/contidd.conf"
+run_contidd() {  # BIN_DIR NAME -> "rate n events attributed"
+  local dir="$1" name="$2"
+  "$dir/contidd" --source netlink --config "$work/contidd.conf" --log-dir "$work/$name" --run-dir "$work/run-$name" \
+    --state-dir "$work/state-$name" --rules-dir "$work/rules.d" --log-format raw 2>"$work/$name.err" &
+  local pid=$!
+  for _ in $(seq 100); do [ -S "$work/run-$name/contid.sock" ] && break; sleep 0.1; done
+  sleep 1
+  rm -f "$work/go"; mkfifo "$work/go"
+  ( read -r _ < "$work/go"; spawner > "$work/$name.rate" ) &
+  local wpid=$!
+  "$dir/contid" --run-dir "$work/run-$name" set "$wpid" 4242 >&2
+  echo go > "$work/go"
+  wait "$wpid"
+  settle
+  kill -TERM "$pid"; wait "$pid" || true
+  local events attributed
+  events=$(cat "$work/$name"/audit.log* | grep -c 'key="bench"' || true)
+  attributed=$(cat "$work/$name"/audit.log* | grep -A1 'key="bench"' | grep -c '^type=CONTAINER_ID.* contid=4242$' || true)
+  echo "$(cat "$work/$name.rate") $events $attributed"
+}
+read -r contidd_rate contidd_n contidd_events contidd_attr < <(run_contidd "$bin" contidd)
+if [ -n "$baseline_bin" ]; then
+  read -r base_rate base_n base_events base_attr < <(run_contidd "$baseline_bin" baseline)
+fi
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+echo "spawner asking ${rate}/s for ${seconds} s; rules: one watch (+ contidd's unshare/setns tracking rules)"
+echo "audit off:        ${off_rate}/s (${off_n} spawned)"
+echo "auditd (RAW):     ${auditd_rate}/s (${auditd_n} spawned, ${auditd_events} events)   ratio to audit off $(ratio "$auditd_rate" "$off_rate")"
+echo "contidd:          ${contidd_rate}/s (${contidd_n} spawned, ${contidd_events} events, ${contidd_attr} attributed to 4242)   ratio to audit off $(ratio "$contidd_rate" "$off_rate") (target >= 0.90)"
+if [ -n "$baseline_bin" ]; then
+  echo "contidd ${BASELINE}: ${base_rate}/s (${base_n} spawned, ${base_events} events, ${base_attr} attributed)   ratio to audit off $(ratio "$base_rate" "$off_rate")"
+fi
