@@ -6,7 +6,8 @@
 # (utime + stime from /proc/PID/stat), the events each logged, the kernel's lost
 # delta for each, and the ratio contidd/auditd (target <= 1.0).
 # Needs root, auditd installed and not running. Restores kernel audit state.
-# Usage: Benchmarks/live.sh [RATE] [SECONDS]
+# With BASELINE=REV the contidd of that git revision runs the same workload too.
+# Usage: [BASELINE=REV] Benchmarks/live.sh [RATE] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate="${1:-1000}"
@@ -114,33 +115,47 @@ auditctl -D >/dev/null
 auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null
 
 # --- contidd ----------------------------------------------------------------
+# The same kernel rules as auditd had: tracking_rules = all (contidd's default,
+# namespaces, asks the kernel for far fewer records; Benchmarks/hostcost.sh measures that).
 mkdir -p "$work/rules.d"
 printf -- '-w %s -p wa -k bench\n' "$watched" > "$work/rules.d/10-bench.rules"
-printf 'max_log_file = 500\nnum_logs = 5\nflush = incremental_async\nfreq = 50\nbacklog_limit = 8192\n' > "$work/contidd.conf"
-"$contidd" --source netlink --config "$work/contidd.conf" --log-dir "$work/contidd" --run-dir "$work/run" \
-  --state-dir "$work/state" --rules-dir "$work/rules.d" --log-format raw 2>"$work/contidd.err" &
-contidd_pid=$!
-for _ in $(seq 50); do [ -S "$work/run/contid.sock" ] && break; sleep 0.1; done
-sleep 1
-lost0=$(lost)
-# Under contidd the workload runs in a registered container, so every event it causes
-# is annotated (record=1 + CONTAINER_ID): contidd does strictly more than auditd.
-mkfifo "$work/go"
-( read -r _ < "$work/go"; workload ) &
-workload_pid=$!
-"$(dirname "$contidd")/contid" --run-dir "$work/run" set "$workload_pid" 4242
-echo go > "$work/go"
-wait "$workload_pid"
-sleep 2
-contidd_cpu=$(cpu_seconds "$contidd_pid")
-contidd_lost=$(( $(lost) - lost0 ))
-kill -TERM "$contidd_pid"; wait "$contidd_pid" || true
-contidd_events=$(cat "$work"/contidd/audit.log* | grep -c 'key="bench"' || true)
-contidd_attributed=$(cat "$work"/contidd/audit.log* | grep -c '^type=CONTAINER_ID' || true)
-grep -E 'losses|processes=' "$work/contidd.err" | sed 's/^/  /' >&2 || true
+printf 'max_log_file = 500\nnum_logs = 5\nflush = incremental_async\nfreq = 50\nbacklog_limit = 8192\n' > "$work/baseline.conf"
+{ cat "$work/baseline.conf"; echo 'tracking_rules = all'; } > "$work/contidd.conf"
+run_contidd() {  # BIN_DIR NAME CONF -> "cpu lost events attributed"
+  local dir="$1" name="$2" conf="$3"
+  "$dir/contidd" --source netlink --config "$conf" --log-dir "$work/$name" --run-dir "$work/run-$name" \
+    --state-dir "$work/state-$name" --rules-dir "$work/rules.d" --log-format raw 2>"$work/$name.err" &
+  local pid=$!
+  for _ in $(seq 100); do [ -S "$work/run-$name/contid.sock" ] && break; sleep 0.1; done
+  sleep 1
+  local l0; l0=$(lost)
+  # The workload runs in a registered container, so every event it causes is annotated
+  # (record=1 + CONTAINER_ID): contidd does strictly more than auditd.
+  rm -f "$work/go"; mkfifo "$work/go"
+  ( read -r _ < "$work/go"; workload ) &
+  local wpid=$!
+  "$dir/contid" --run-dir "$work/run-$name" set "$wpid" 4242 >&2
+  echo go > "$work/go"
+  wait "$wpid"
+  sleep 2
+  local cpu; cpu=$(cpu_seconds "$pid")
+  local lost_n=$(( $(lost) - l0 ))
+  kill -TERM "$pid"; wait "$pid" || true
+  grep -E 'losses|processes=' "$work/$name.err" | sed 's/^/  /' >&2 || true
+  echo "$cpu $lost_n $(cat "$work/$name"/audit.log* | grep -c 'key="bench"' || true) $(cat "$work/$name"/audit.log* | grep -c '^type=CONTAINER_ID' || true)"
+}
+read -r contidd_cpu contidd_lost contidd_events contidd_attributed < <(run_contidd "$(dirname "$contidd")" contidd "$work/contidd.conf")
+if [ -n "${BASELINE:-}" ]; then
+  base_bin=$(bash Benchmarks/build-baseline.sh "$BASELINE")
+  read -r base_cpu base_lost base_events base_attributed < <(run_contidd "$base_bin" baseline "$work/baseline.conf")
+fi
 
 echo "workload: ~${rate} exec/s for ${seconds} s, rules: tracking (clone..clone3, b64+b32) + one watch"
 echo "auditd  (RAW):  cpu ${auditd_cpu} s, events ${auditd_events}, kernel lost ${auditd_lost}"
 echo "contidd (raw):  cpu ${contidd_cpu} s, events ${contidd_events} (${contidd_attributed} CONTAINER_ID records), kernel lost ${contidd_lost}"
 awk -v c="$contidd_cpu" -v a="$auditd_cpu" \
   'BEGIN { r = (a > 0 ? c / a : 0); printf "ratio contidd/auditd: %.2f (target <= 1.0) %s\n", r, (r <= 1.0 ? "ok" : "ABOVE TARGET") }'
+if [ -n "${BASELINE:-}" ]; then
+  echo "contidd ${BASELINE}: cpu ${base_cpu} s, events ${base_events} (${base_attributed} CONTAINER_ID records), kernel lost ${base_lost}"
+  awk -v c="$base_cpu" -v a="$auditd_cpu" 'BEGIN { printf "ratio contidd %s/auditd: %.2f\n", "'"$BASELINE"'", (a > 0 ? c / a : 0) }'
+fi
