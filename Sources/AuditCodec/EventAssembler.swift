@@ -1,6 +1,19 @@
 // Groups records into events by (node, serial), as auparse and go-libaudit's
-// reassembler do. An event is complete at EOE, at a standalone type, or when
-// the stream clock (the newest record time seen) passes its time + timeout.
+// reassembler do. An event is complete at EOE, at a standalone type, or by
+// timeout. The timeout rule (logs without EOE: auditd's, go-libaudit's fixtures):
+//
+//   an open event is complete when the stream clock (the newest record time seen)
+//   has passed its time + timeout AND at least `laterEvents` (default 4) events
+//   were opened after it; or when the idle clock (`advanceClock(to:)`, a live
+//   source's wall time while nothing arrives) has passed its time + timeout.
+//
+// The clock alone is not enough: after a jump of the log's clock (go-libaudit's
+// out_of_order fixture: serial 61 is 7.8 s after 60) a straggler record of the
+// older event would come after its event was handed out, and split it (ausearch
+// does). The count alone is not enough either: an idle live stream sees no later
+// events, and its last event must still go out, which the idle clock does. The
+// common case pays one subtraction: in a dense log the count is met long before
+// the clock. Window pressure (a serial `window` ahead) still completes old events.
 // Serials are tracked per node in a window indexed by serial, which makes the
 // common case (dense, nearly ordered serials) O(1) without hashing; gaps that
 // stay empty past the timeout are counted as lost.
@@ -151,6 +164,8 @@ public final class EventAssembler {
         var serial: UInt32 = 0
         var state: SlotState = .empty
         var timeMs: UInt64 = 0
+        /// `eventsOpened` when this event was opened: events opened since = eventsOpened - opened - 1.
+        var opened: UInt64 = 0
         var time = AuditTime(seconds: 0, milliseconds: 0)
         var storage = EventStorage()
     }
@@ -181,6 +196,12 @@ public final class EventAssembler {
     private var lastNodeBytes: [UInt8] = []
     private var lastNodeID: Int32 = 0
     private var streamClock: UInt64 = 0
+    /// The newest time given by `advanceClock(to:)`: it alone times events out.
+    private var idleClock: UInt64 = 0
+    /// Events opened so far, in every stream (the "later events" of the timeout rule).
+    private var eventsOpened: UInt64 = 0
+    /// Events that must have been opened after an open one before the stream clock may time it out.
+    public let laterEvents: UInt64
     /// Events completed but not yet handed out: (stream, serial).
     private var pending: [(Int, UInt32)] = []
     private var lastKey: (Int, UInt32) = (-1, 0)
@@ -191,9 +212,11 @@ public final class EventAssembler {
     /// follows the trail; a live reader hands out events as they complete.
     public let ordered: Bool
 
-    public init(timeoutMilliseconds: UInt64 = 2000, windowBits: Int = 12, ordered: Bool = false, sink: @escaping Sink) {
+    public init(timeoutMilliseconds: UInt64 = 2000, laterEvents: UInt64 = 4, windowBits: Int = 12, ordered: Bool = false,
+                sink: @escaping Sink) {
         precondition((4...24).contains(windowBits))
         self.ordered = ordered
+        self.laterEvents = laterEvents
         self.timeoutMilliseconds = timeoutMilliseconds
         self.window = 1 << UInt32(windowBits)
         self.mask = (1 << UInt32(windowBits)) - 1
@@ -280,10 +303,12 @@ public final class EventAssembler {
 
     private var drainingAll = false
 
-    /// Moves the stream clock (live sources: wall time), then drains.
+    /// Moves the stream clock and the idle clock (live sources: wall time while idle),
+    /// then drains: an event older than the timeout goes out even with no event after it.
     public func advanceClock(to time: AuditTime) {
         let t = time.totalMilliseconds
         if t > streamClock { streamClock = t }
+        if t > idleClock { idleClock = t }
         drain()
     }
 
@@ -412,6 +437,8 @@ public final class EventAssembler {
         slot.pointee.serial = serial
         slot.pointee.state = .open
         slot.pointee.timeMs = timeMs
+        slot.pointee.opened = eventsOpened
+        eventsOpened &+= 1
         slot.pointee.time = time
         if (serial &- st.pointee.top) < 0x8000_0000 { st.pointee.top = serial }
         if (serial &- st.pointee.base) < (st.pointee.emptyUntil &- st.pointee.base) { st.pointee.emptyUntil = serial }
@@ -474,7 +501,12 @@ public final class EventAssembler {
                     // Complete: out once the stream has moved on (a CONTAINER_ID may still follow).
                     guard force || drainingAll || lastKey.0 != si || lastKey.1 != base else { return }
                     emit(si, slot)
-                case .open, .complete:
+                case .open:
+                    let due = slot.pointee.timeMs &+ timeoutMilliseconds
+                    guard force || due <= idleClock
+                        || (due <= clock && eventsOpened &- slot.pointee.opened > laterEvents) else { return }
+                    emit(si, slot)
+                case .complete:
                     guard force || slot.pointee.timeMs &+ timeoutMilliseconds <= clock else { return }
                     emit(si, slot)
                 }
