@@ -10,15 +10,8 @@ public enum EventAnnotator {
     /// The task an event is about: the pid of its SYSCALL record, or of a user message.
     public static func taskPID(of event: AuditEvent) -> Int32? {
         if let s = event.first(.syscall) { return s.pid }
-        if let r = event.records.first, isUserMessage(r.type) { return r.pid }
+        if let r = event.records.first, r.type.isUserMessage { return r.pid }
         return nil
-    }
-
-    /// Types a user-space program sends through the kernel (AUDIT_USER, 1100-1199, 2100-2999),
-    /// other than contid's own records.
-    public static func isUserMessage(_ t: AuditRecordType) -> Bool {
-        let v = t.rawValue
-        return v == 1005 || (1100...1199).contains(v) || ((2100...2999).contains(v) && !(2900...2999).contains(v))
     }
 
     /// The annotated event and the task's chain text (nil when the task has no ID).
@@ -36,7 +29,7 @@ public enum EventAnnotator {
             default: break
             }
         }
-        if task == nil, isUserMessage(template.type) { task = 0 }
+        if task == nil, template.type.isUserMessage { task = 0 }
         var out = event
         out.records.reserveCapacity(event.records.count + 1 + (hasObjects ? 2 : 0))
         var n = 0

@@ -34,13 +34,12 @@ public enum HostLogFlush: String, CaseIterable, Sendable {
 public enum HostLogForm {
     /// A record contid sent through the kernel as a user message comes back as
     /// `pid=OURS uid=0 auid=.. ses=.. msg='op=set ...'`. For records of contid's own
-    /// types (2900-2907) from `ownPID`, the log gets the SPEC §6 form
+    /// types (`isContidOwnRecord`: 2900-2908 but CONTAINER_ID) from `ownPID`, the log gets the SPEC §6 form
     /// `type=CONTAINER_OP msg=audit(T:S): op=set ...`: the kernel's time and serial,
     /// the text contid wrote. Anything else (another sender of these types) is nil
     /// and stays as the kernel wrote it.
     public static func unwrapOwnRecord(_ record: AuditRecord, ownPID: Int32) -> AuditRecord? {
-        let t = record.type.rawValue
-        guard (2900...2907).contains(t), t != AuditRecordType.containerID.rawValue else { return nil }
+        guard record.type.isContidOwnRecord else { return nil }
         guard let text = unwrappedText(record.body, ownPID: ownPID) else { return nil }
         return AuditRecord.make(type: record.type, time: record.time, serial: record.serial, body: text,
                                 node: record.node)

@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// The one way to find a field in a record body without tokenizing or allocating:
+// the hot paths (assembly, attribution, filtering, the daemon) use it on borrowed
+// bytes, `AuditRecord`'s typed accessors use it on their own text. Fields are
+// found token by token, so a quoted value that holds ` pid=` is never taken for
+// the field (a process may name itself `comm="x pid=1"`).
+
+public enum FieldScanner {
+    /// Where the value of the first field `name=` of `body` lies (quotes included),
+    /// as offsets into `body`; nil when absent. `name` is the bare name (`pid`).
+    @inlinable
+    public static func valueRange(of name: UnsafeRawBufferPointer, in body: UnsafeRawBufferPointer) -> Range<Int>? {
+        guard let b = body.baseAddress?.assumingMemoryBound(to: UInt8.self), let nb = name.baseAddress else { return nil }
+        let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t"), eq = UInt8(ascii: "=")
+        let end = body.count
+        let n = name.count
+        var i = 0
+        while i < end {
+            while i < end, b[i] == space || b[i] == tab { i += 1 }
+            let tokenStart = i
+            while i < end, b[i] != eq, b[i] != space { i += 1 }
+            guard i < end, b[i] == eq else { continue }
+            let matches = i - tokenStart == n && memcmp(b + tokenStart, nb, n) == 0
+            i += 1
+            let valueStart = i
+            if i < end, b[i] == UInt8(ascii: "\"") || b[i] == UInt8(ascii: "'") {
+                let q = b[i]
+                i += 1
+                while i < end, b[i] != q { i += 1 }
+                if i < end { i += 1 }
+            }
+            while i < end, b[i] != space { i += 1 }
+            if matches { return valueStart..<i }
+        }
+        return nil
+    }
+
+    @inlinable
+    public static func valueRange(of name: StaticString, in body: UnsafeRawBufferPointer) -> Range<Int>? {
+        valueRange(of: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), in: body)
+    }
+
+    /// The decimal value of the field `name=` (`pid=123`, `exit=-13`); nil when absent,
+    /// not a number, or out of Int64's range.
+    @inlinable
+    public static func integer(_ name: StaticString, in body: UnsafeRawBufferPointer) -> Int64? {
+        guard let r = valueRange(of: name, in: body) else { return nil }
+        return decimal(UnsafeRawBufferPointer(rebasing: body[r]))
+    }
+
+    /// A whole token as a decimal number: `-13`, `4294967295`.
+    @inlinable
+    public static func decimal(_ v: UnsafeRawBufferPointer) -> Int64? {
+        var i = 0
+        var negative = false
+        if i < v.count, v[i] == UInt8(ascii: "-") { negative = true; i += 1 }
+        guard i < v.count else { return nil }
+        var x: Int64 = 0
+        while i < v.count {
+            let d = v[i] &- UInt8(ascii: "0")
+            guard d < 10 else { return nil }
+            let (m, o1) = x.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int64(d))
+            guard !o1, !o2 else { return nil }
+            x = a
+            i += 1
+        }
+        return negative ? -x : x
+    }
+
+    /// True when the field `name=` has exactly this value as written (quotes included:
+    /// `key`, `"contid-track"`).
+    @inlinable
+    public static func has(_ name: StaticString, value: UnsafeRawBufferPointer, in body: UnsafeRawBufferPointer) -> Bool {
+        guard let r = valueRange(of: name, in: body), r.count == value.count else { return false }
+        return r.isEmpty || memcmp(body.baseAddress! + r.lowerBound, value.baseAddress!, r.count) == 0
+    }
+
+    /// The first offset of `needle` in `body` (memmem, which Glibc's module does not export:
+    /// memchr for the first byte, memcmp for the rest). A plain byte search, for needles
+    /// that cannot occur inside a value.
+    @inlinable
+    public static func search(_ needle: UnsafeRawBufferPointer, in body: UnsafeRawBufferPointer) -> Int? {
+        guard let base = body.baseAddress, let n = needle.baseAddress, needle.count > 0, body.count >= needle.count else { return nil }
+        let first = Int32(needle[0])
+        var i = 0
+        let last = body.count - needle.count
+        while i <= last {
+            guard let p = memchr(base + i, first, last - i + 1) else { return nil }
+            let at = base.distance(to: UnsafeRawPointer(p))
+            if memcmp(base + at, n, needle.count) == 0 { return at }
+            i = at + 1
+        }
+        return nil
+    }
+
+    @inlinable
+    public static func contains(_ needle: StaticString, in body: UnsafeRawBufferPointer) -> Bool {
+        search(UnsafeRawBufferPointer(start: needle.utf8Start, count: needle.utf8CodeUnitCount), in: body) != nil
+    }
+
+    @inlinable
+    public static func contains(_ needle: [UInt8], in body: UnsafeRawBufferPointer) -> Bool {
+        needle.withUnsafeBytes { search($0, in: body) } != nil
+    }
+}

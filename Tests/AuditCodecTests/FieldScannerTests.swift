@@ -1,0 +1,55 @@
+import Testing
+@testable import AuditCodec
+
+/// The one field scanner and the one table of record-type classes.
+@Suite struct FieldScannerTests {
+    func scan<R>(_ body: String, _ f: (UnsafeRawBufferPointer) -> R) -> R {
+        Array(body.utf8).withUnsafeBytes(f)
+    }
+
+    @Test func integersAreReadTokenByTokenNotInsideQuotedValues() {
+        let body = " arch=c000003e comm=\"x pid=1\" ppid=77 pid=4242 exit=-13 big=99999999999999999999"
+        #expect(scan(body) { FieldScanner.integer("pid", in: $0) } == 4242)
+        #expect(scan(body) { FieldScanner.integer("ppid", in: $0) } == 77)
+        #expect(scan(body) { FieldScanner.integer("exit", in: $0) } == -13)
+        #expect(scan(body) { FieldScanner.integer("big", in: $0) } == nil)
+        #expect(scan(body) { FieldScanner.integer("arch", in: $0) } == nil)
+        #expect(scan(body) { FieldScanner.integer("uid", in: $0) } == nil)
+    }
+
+    @Test func valueBoundsIncludeTheQuotes() {
+        let body = " comm=\"a b\" key=\"contid-track\" msg='op=set res=1'"
+        #expect(scan(body) { FieldScanner.valueRange(of: "comm", in: $0) } == 6..<11)
+        #expect(scan(body) { FieldScanner.valueRange(of: "msg", in: $0) } == 35..<49)
+        let value = Array("\"contid-track\"".utf8)
+        #expect(scan(body) { b in value.withUnsafeBytes { FieldScanner.has("key", value: $0, in: b) } })
+        #expect(!scan(body) { b in value.withUnsafeBytes { FieldScanner.has("comm", value: $0, in: b) } })
+    }
+
+    @Test func containsIsAByteSearch() {
+        #expect(scan(" a=1 key=\"k\"") { FieldScanner.contains(" key=\"k\"", in: $0) })
+        #expect(!scan(" a=1 key=\"kk\"") { FieldScanner.contains(Array(" key=\"k\" ".utf8), in: $0) })
+        #expect(scan(" pid=3") { b in Array(" pid=".utf8).withUnsafeBytes { FieldScanner.search($0, in: b) } } == 0)
+    }
+
+    @Test func recordTypeClassesComeFromOneTable() {
+        func t(_ v: UInt16) -> AuditRecordType { AuditRecordType(rawValue: v) }
+        #expect([1005, 1100, 1123, 1199, 2100, 2899].allSatisfy { t($0).isUserMessage })
+        #expect(![1006, 1200, 1300, 2900, 2901, 2908, 2999].contains { t($0).isUserMessage })
+        #expect([2900, 2902, 2903, 2907, 2908].allSatisfy { t($0).isContidOwnRecord })
+        #expect(![2901, 2909, 1005].contains { t($0).isContidOwnRecord })
+        #expect([1200, 1299].allSatisfy { t($0).isDaemonRecord && t($0).isStandalone })
+        #expect(!t(2901).isStandalone && t(2900).isStandalone && !t(1300).isStandalone)
+        #expect(AuditRecordType(name: "CONTAINER_INFO") == .containerInfo)
+        #expect(AuditRecordType.containerInfo.name == "CONTAINER_INFO")
+    }
+
+    @Test func trackedSyscallNumbersComeFromTheNameTables() {
+        #expect(TrackedSyscall.allCases.map { AuditArch.x86_64.number(of: $0) } == [56, 57, 58, 435, 59, 322, 231, 272, 308])
+        #expect(TrackedSyscall.allCases.map { AuditArch.i386.number(of: $0) } == [120, 2, 190, 435, 11, 358, 252, 310, 346])
+        #expect(TrackedSyscall.allCases.map { AuditArch.aarch64.number(of: $0) } == [220, nil, nil, 435, 221, 281, 94, 97, 268])
+        #expect(AuditArch.x86_64.tracked(231) == .exitGroup)
+        #expect(AuditArch.x86_64.tracked(257) == nil)
+        #expect(AuditArch.x86_64.syscallNumber("openat") == 257)
+    }
+}
