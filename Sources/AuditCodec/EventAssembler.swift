@@ -607,3 +607,24 @@ public struct AuditEvent: Sendable, Equatable {
 
     public func first(_ type: AuditRecordType) -> AuditRecord? { records.first { $0.type == type } }
 }
+
+/// The records of an event, borrowed (`AuditEventView`) or owned (`AuditEvent`): what
+/// annotation and output read, so one implementation serves the live and the cold path.
+public protocol AuditRecordSequence {
+    var recordCount: Int { get }
+    /// The header of record i (offsets relative to the record's own line).
+    func header(_ i: Int) -> RecordHeader
+    /// The bytes of record i, borrowed.
+    func withRecordBytes<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+}
+
+extension AuditEventView: AuditRecordSequence {}
+
+extension AuditEvent: AuditRecordSequence {
+    public var recordCount: Int { records.count }
+    public func header(_ i: Int) -> RecordHeader { records[i].header }
+    @inlinable
+    public func withRecordBytes<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try records[i].text.withUnsafeBytes(body)
+    }
+}

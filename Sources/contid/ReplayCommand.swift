@@ -71,6 +71,10 @@ final class StandardOutput: ReplayOutput {
         buffer.append(contentsOf: text.utf8)
         if buffer.count >= 1 << 20 { flush() }
     }
+    func write(bytes: UnsafeRawBufferPointer) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 20 { flush() }
+    }
     func diagnostic(_ text: String) {
         flush()
         var line = text

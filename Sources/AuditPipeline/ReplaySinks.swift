@@ -1,0 +1,43 @@
+// Replay's output forms as pipeline sinks: raw lines and JSON lines, written to a
+// `ReplayOutput` (standard output, or memory in tests).
+
+import AuditCodec
+
+/// The events' records as contidd would have logged them (`record=N` links and
+/// CONTAINER_ID records), grouped by event; written as bytes from one reused buffer.
+public final class RawLinesSink: EventSink {
+    private let output: ReplayOutput
+    private var buffer: [UInt8] = []
+    private var scratch: [UInt8] = []
+    /// Bytes gathered before they are handed to the output.
+    private let chunk: Int
+
+    public init(output: ReplayOutput, chunk: Int = 1 << 16) {
+        self.output = output
+        self.chunk = chunk
+        buffer.reserveCapacity(chunk + 4096)
+    }
+
+    public func accept(_ event: AuditEventView, annotation: EventAnnotation) {
+        annotation.appendLines(of: event, to: &buffer, scratch: &scratch)
+        if buffer.count >= chunk { flush() }
+    }
+
+    public func flush() {
+        guard !buffer.isEmpty else { return }
+        buffer.withUnsafeBytes { output.write(bytes: $0) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// One JSON object per event (SPEC §11), from an owned copy: a cold path.
+public final class JSONLinesSink: EventSink {
+    private let output: ReplayOutput
+    public init(output: ReplayOutput) { self.output = output }
+
+    public func accept(_ event: AuditEventView, annotation: EventAnnotation) {
+        output.write(EventJSON.encode(annotation.makeEvent(event), contid: annotation.chain) + "\n")
+    }
+
+    public func flush() {}
+}
