@@ -366,17 +366,23 @@ final class AuditRecordTypeTable: @unchecked Sendable {
         mask = size - 1
     }
 
+    static let hashSeed: UInt64 = 0xcbf2_9ce4_8422_2325
+    static let hashPrime: UInt64 = 0x100_0000_01b3
+
     @inline(__always)
     static func hash(_ b: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for x in b { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
+        var h: UInt64 = hashSeed
+        for x in b { h = (h ^ UInt64(x)) &* hashPrime }
         return h
     }
 
     /// The number for a type name given as bytes, or nil when auditd has no such name.
     @inline(__always)
-    func lookup(_ name: UnsafeRawBufferPointer) -> UInt16? {
-        let h = Self.hash(name)
+    func lookup(_ name: UnsafeRawBufferPointer) -> UInt16? { lookup(name, hash: Self.hash(name)) }
+
+    /// As `lookup(_:)`, with the name's `hash` already computed.
+    @inline(__always)
+    func lookup(_ name: UnsafeRawBufferPointer, hash h: UInt64) -> UInt16? {
         var i = Int(truncatingIfNeeded: h) & mask
         while true {
             let e = slots[i]

@@ -76,12 +76,11 @@ public struct AuditEventView {
     }
 }
 
-/// One stored record: where its bytes start, its header and a hash for duplicate checks.
+/// One stored record: where its bytes start and its header.
 @usableFromInline
 struct StoredRecord {
     @usableFromInline var start: Int
     @usableFromInline var header: RecordHeader
-    @usableFromInline var hash: UInt64
 }
 
 /// Raw memory for one event's records, reused across events. Manual storage keeps
@@ -111,7 +110,7 @@ public struct EventStorage {
     }
 
     @inline(__always)
-    mutating func append(_ line: UnsafeRawBufferPointer, header: RecordHeader, hash: UInt64) {
+    mutating func append(_ line: UnsafeRawBufferPointer, header: RecordHeader) {
         let n = line.count
         if byteCount + n > byteCapacity {
             let cap = max(2048, (byteCount + n) * 2)
@@ -128,17 +127,19 @@ public struct EventStorage {
             recordCapacity = cap
         }
         if n > 0 { (byteBase! + byteCount).copyMemory(from: line.baseAddress!, byteCount: n) }
-        (records! + recordCount).initialize(to: StoredRecord(start: byteCount, header: header, hash: hash))
+        (records! + recordCount).initialize(to: StoredRecord(start: byteCount, header: header))
         byteCount += n
         recordCount += 1
     }
 
-    /// True when an identical record is already stored.
+    /// True when an identical record is already stored. Records of one event rarely share
+    /// type and length, so the bytes are compared only then (cheaper than hashing each line).
     @inline(__always)
-    func contains(_ line: UnsafeRawBufferPointer, hash: UInt64) -> Bool {
-        for k in 0..<recordCount where records![k].hash == hash {
-            let b = bytes(of: k)
-            if b.count == line.count, memcmp(b.baseAddress!, line.baseAddress!, b.count) == 0 { return true }
+    func contains(_ line: UnsafeRawBufferPointer, header: RecordHeader) -> Bool {
+        for k in 0..<recordCount {
+            let h = records![k].header
+            guard h.length == header.length, h.type == header.type else { continue }
+            if memcmp(byteBase! + records![k].start, line.baseAddress!, line.count) == 0 { return true }
         }
         return false
     }
@@ -154,7 +155,7 @@ public final class EventAssembler {
 
     /// How long (stream time) an incomplete event or a gap waits. Default 2 s, as auparse.
     public let timeoutMilliseconds: UInt64
-    public private(set) var counters = AssemblyCounters()
+    public var counters: AssemblyCounters { hot.pointee.counters }
     private let sink: Sink
 
     private enum SlotState: UInt8 { case empty, open, complete, done, lost }
@@ -185,27 +186,45 @@ public final class EventAssembler {
     private let mask: UInt32
     /// Ahead jumps up to this many serials are losses; larger ones restart the window.
     private let maxGap: UInt32 = 1 << 20
-    private var streams: UnsafeMutablePointer<Stream>
-    private var streamCount = 0
-    private var streamCapacity = 4
     private var streamIndex: [Int: Int] = [:]  // node << 1 | daemon -> stream
-    private var lastStreamKey = -1
-    private var lastStream = 0
     private var nodeNames: [[UInt8]] = [[]]
     private var nodeIDs: [[UInt8]: Int32] = [:]
     private var lastNodeBytes: [UInt8] = []
     private var lastNodeID: Int32 = 0
-    private var streamClock: UInt64 = 0
-    /// The newest time given by `advanceClock(to:)`: it alone times events out.
-    private var idleClock: UInt64 = 0
-    /// Events opened so far, in every stream (the "later events" of the timeout rule).
-    private var eventsOpened: UInt64 = 0
     /// Events that must have been opened after an open one before the stream clock may time it out.
     public let laterEvents: UInt64
-    /// Events completed but not yet handed out: (stream, serial).
-    private var pending: [(Int, UInt32)] = []
-    private var lastKey: (Int, UInt32) = (-1, 0)
     private let lateStorage = UnsafeMutablePointer<EventStorage>.allocate(capacity: 1)
+
+    /// The state every record touches, in raw memory: stored properties of a class pay a
+    /// dynamic exclusivity check per access, which was a fifth of the per-record cost.
+    private struct Hot {
+        var counters = AssemblyCounters()
+        var streams: UnsafeMutablePointer<Stream>
+        var streamCount = 0
+        var streamCapacity = 4
+        var lastStreamKey = -1
+        var lastStream = 0
+        var streamClock: UInt64 = 0
+        /// The newest time given by `advanceClock(to:)`: it alone times events out.
+        var idleClock: UInt64 = 0
+        /// Events opened so far, in every stream (the "later events" of the timeout rule).
+        var eventsOpened: UInt64 = 0
+        /// Events completed but not yet handed out: (stream, serial).
+        var pending: [(Int, UInt32)] = []
+        var lastKey: (Int, UInt32) = (-1, 0)
+        var drainingAll = false
+    }
+    private let hot: UnsafeMutablePointer<Hot>
+    private var streams: UnsafeMutablePointer<Stream> { @inline(__always) get { hot.pointee.streams } @inline(__always) set { hot.pointee.streams = newValue } }
+    private var streamCount: Int { @inline(__always) get { hot.pointee.streamCount } @inline(__always) set { hot.pointee.streamCount = newValue } }
+    private var streamCapacity: Int { @inline(__always) get { hot.pointee.streamCapacity } @inline(__always) set { hot.pointee.streamCapacity = newValue } }
+    private var lastStreamKey: Int { @inline(__always) get { hot.pointee.lastStreamKey } @inline(__always) set { hot.pointee.lastStreamKey = newValue } }
+    private var lastStream: Int { @inline(__always) get { hot.pointee.lastStream } @inline(__always) set { hot.pointee.lastStream = newValue } }
+    private var streamClock: UInt64 { @inline(__always) get { hot.pointee.streamClock } @inline(__always) set { hot.pointee.streamClock = newValue } }
+    private var idleClock: UInt64 { @inline(__always) get { hot.pointee.idleClock } @inline(__always) set { hot.pointee.idleClock = newValue } }
+    private var eventsOpened: UInt64 { @inline(__always) get { hot.pointee.eventsOpened } @inline(__always) set { hot.pointee.eventsOpened = newValue } }
+    private var lastKey: (Int, UInt32) { @inline(__always) get { hot.pointee.lastKey } @inline(__always) set { hot.pointee.lastKey = newValue } }
+    private var drainingAll: Bool { @inline(__always) get { hot.pointee.drainingAll } @inline(__always) set { hot.pointee.drainingAll = newValue } }
 
     /// Hand events out in serial order (per node): a complete event waits for the
     /// open ones before it. Offline replay needs it, because the registry it rebuilds
@@ -221,7 +240,8 @@ public final class EventAssembler {
         self.window = 1 << UInt32(windowBits)
         self.mask = (1 << UInt32(windowBits)) - 1
         self.sink = sink
-        streams = .allocate(capacity: streamCapacity)
+        hot = .allocate(capacity: 1)
+        hot.initialize(to: Hot(streams: .allocate(capacity: 4)))
         lateStorage.initialize(to: EventStorage())
     }
 
@@ -237,6 +257,8 @@ public final class EventAssembler {
         lateStorage.pointee.free()
         lateStorage.deinitialize(count: 1)
         lateStorage.deallocate()
+        hot.deinitialize(count: 1)
+        hot.deallocate()
     }
 
     // MARK: input
@@ -256,7 +278,7 @@ public final class EventAssembler {
 
     /// Adds one record whose header is already scanned.
     public func push(line: UnsafeRawBufferPointer, header h: RecordHeader) {
-        counters.records += 1
+        hot.pointee.counters.records += 1
         let nodeID = h.node.isEmpty ? 0 : internNode(UnsafeRawBufferPointer(rebasing: line[Int(h.node.lowerBound)..<Int(h.node.upperBound)]))
         let si = stream(node: nodeID, daemon: h.type.isDaemonRecord)
         let st = streams + si
@@ -278,16 +300,15 @@ public final class EventAssembler {
             retire(si, force: false)
             return
         }
-        let hash = Self.hash(line)
         guard let slot = admit(si, serial: serial, time: h.time, timeMs: tms) else {
-            handleLate(si, serial: serial, line: line, header: h, hash: hash)
+            handleLate(si, serial: serial, line: line, header: h)
             retire(si, force: false)
             return
         }
-        if slot.pointee.storage.recordCount > 0, slot.pointee.storage.contains(line, hash: hash) {
-            counters.duplicates += 1
+        if slot.pointee.storage.recordCount > 0, slot.pointee.storage.contains(line, header: h) {
+            hot.pointee.counters.duplicates += 1
         } else {
-            slot.pointee.storage.append(line, header: h, hash: hash)
+            slot.pointee.storage.append(line, header: h)
             if h.type.isStandalone, slot.pointee.state == .open { markComplete(si, slot) }
         }
         retire(si, force: false)
@@ -301,7 +322,6 @@ public final class EventAssembler {
         drainingAll = false
     }
 
-    private var drainingAll = false
 
     /// Moves the stream clock and the idle clock (live sources: wall time while idle),
     /// then drains: an event older than the timeout goes out even with no event after it.
@@ -415,7 +435,7 @@ public final class EventAssembler {
                 retire(si, force: false, forceBelow: serial &- window &+ 1)
                 if (serial &- st.pointee.base) >= window {
                     // Nothing held between: the whole jump is a gap.
-                    if st.pointee.tracksGaps { counters.lost += Int(serial &- st.pointee.base) }
+                    if st.pointee.tracksGaps { hot.pointee.counters.lost += Int(serial &- st.pointee.base) }
                     st.pointee.retiredAny = true
                     st.pointee.base = serial
                     st.pointee.top = serial &- 1
@@ -448,7 +468,7 @@ public final class EventAssembler {
     /// Hands out everything held and starts the window at serial (a resync, no loss counted).
     private func restart(_ si: Int, at serial: UInt32) {
         retire(si, force: true)
-        counters.resyncs += 1
+        hot.pointee.counters.resyncs += 1
         streams[si].base = serial
         streams[si].top = serial &- 1
         streams[si].emptyUntil = serial
@@ -457,22 +477,22 @@ public final class EventAssembler {
     @inline(__always)
     private func markComplete(_ si: Int, _ slot: UnsafeMutablePointer<Slot>) {
         slot.pointee.state = .complete
-        if !ordered { pending.append((si, slot.pointee.serial)) }
+        if !ordered { hot.pointee.pending.append((si, slot.pointee.serial)) }
     }
 
     @inline(__always)
     private func flushPending() {
-        guard !pending.isEmpty else { return }
-        for (si, serial) in pending {
+        guard !hot.pointee.pending.isEmpty else { return }
+        for (si, serial) in hot.pointee.pending {
             let slot = streams[si].slots + Int(serial & mask)
             guard slot.pointee.serial == serial, slot.pointee.state == .complete else { continue }
             emit(si, slot)
         }
-        pending.removeAll(keepingCapacity: true)
+        hot.pointee.pending.removeAll(keepingCapacity: true)
     }
 
     private func emit(_ si: Int, _ slot: UnsafeMutablePointer<Slot>) {
-        counters.events += 1
+        hot.pointee.counters.events += 1
         withUnsafeMutablePointer(to: &slot.pointee.storage) { storage in
             sink(AuditEventView(storage: UnsafePointer(storage), node: streams[si].node, serial: slot.pointee.serial,
                                 time: slot.pointee.time, isLate: false, nodeNames: nodeNames))
@@ -543,49 +563,34 @@ public final class EventAssembler {
             s.pointee.state = .lost
             k &+= 1
         }
-        if st.pointee.tracksGaps { counters.lost += Int(j &- base) }
+        if st.pointee.tracksGaps { hot.pointee.counters.lost += Int(j &- base) }
         st.pointee.retiredAny = true
         st.pointee.base = j
         st.pointee.emptyUntil = j
         return true
     }
 
-    private func handleLate(_ si: Int, serial: UInt32, line: UnsafeRawBufferPointer, header h: RecordHeader, hash: UInt64) {
+    private func handleLate(_ si: Int, serial: UInt32, line: UnsafeRawBufferPointer, header h: RecordHeader) {
         let slot = streams[si].slots + Int(serial & mask)
-        if slot.pointee.serial == serial, slot.pointee.state == .done, slot.pointee.storage.contains(line, hash: hash) {
-            counters.duplicates += 1
+        if slot.pointee.serial == serial, slot.pointee.state == .done, slot.pointee.storage.contains(line, header: h) {
+            hot.pointee.counters.duplicates += 1
             return
         }
         if slot.pointee.serial == serial, slot.pointee.state == .lost, streams[si].tracksGaps {
             // Counted lost, but here it is.
-            counters.lost -= 1
+            hot.pointee.counters.lost -= 1
             slot.pointee.state = .done
         }
         if slot.pointee.serial == serial, slot.pointee.state == .done {
             // Keep it so that a repeat of this late record is recognised as a duplicate.
-            slot.pointee.storage.append(line, header: h, hash: hash)
+            slot.pointee.storage.append(line, header: h)
         }
-        counters.late += 1
+        hot.pointee.counters.late += 1
         lateStorage.pointee.reset()
-        lateStorage.pointee.append(line, header: h, hash: hash)
-        counters.events += 1
+        lateStorage.pointee.append(line, header: h)
+        hot.pointee.counters.events += 1
         sink(AuditEventView(storage: UnsafePointer(lateStorage), node: streams[si].node, serial: serial, time: h.time,
                             isLate: true, nodeNames: nodeNames))
-    }
-
-    @inline(__always)
-    static func hash(_ b: UnsafeRawBufferPointer) -> UInt64 {
-        // FNV-1a style over 8-byte words: enough to skip most comparisons, not cryptographic.
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(b.count)
-        var i = 0
-        let n = b.count
-        while i + 8 <= n {
-            h = (h ^ b.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x100_0000_01b3
-            h ^= h >> 29
-            i += 8
-        }
-        while i < n { h = (h ^ UInt64(b[i])) &* 0x100_0000_01b3; i += 1 }
-        return h
     }
 }
 

@@ -13,8 +13,56 @@ import Darwin
 public enum FieldScanner {
     /// Where the value of the first field `name=` of `body` lies (quotes included),
     /// as offsets into `body`; nil when absent. `name` is the bare name (`pid`).
+    /// The bytes are searched for the name (memchr); a match at a token's start before
+    /// any quote in the body is the field, as the kernel's records have no quote before
+    /// their numbers. Anything else is decided by walking the tokens.
     @inlinable
     public static func valueRange(of name: UnsafeRawBufferPointer, in body: UnsafeRawBufferPointer) -> Range<Int>? {
+        guard let b = body.baseAddress?.assumingMemoryBound(to: UInt8.self), name.count > 0 else { return nil }
+        let end = body.count
+        var from = 0
+        while from < end, let found = search(name, in: UnsafeRawBufferPointer(rebasing: body[from...])) {
+            let at = from + found
+            let after = at + name.count
+            if after < end, b[after] == UInt8(ascii: "="),
+               at == 0 || b[at - 1] == UInt8(ascii: " ") || b[at - 1] == UInt8(ascii: "\t") {
+                // The first match at a token's start: it is the field unless a quote came before.
+                return at < firstQuote(in: body) ? valueBounds(b, start: after + 1, end: end) : walk(name, in: body)
+            }
+            from = at + 1
+        }
+        // No token starts with the name: the walk would find none either.
+        return nil
+    }
+
+    /// The first `"` or `'` of body (its count when none).
+    @inlinable
+    static func firstQuote(in body: UnsafeRawBufferPointer) -> Int {
+        guard let base = body.baseAddress else { return 0 }
+        var limit = body.count
+        if let p = memchr(base, Int32(UInt8(ascii: "\"")), limit) { limit = base.distance(to: UnsafeRawPointer(p)) }
+        if let p = memchr(base, Int32(UInt8(ascii: "'")), limit) { limit = base.distance(to: UnsafeRawPointer(p)) }
+        return limit
+    }
+
+    /// The value starting at `start`: a quoted string to its closing quote (and anything
+    /// glued to it), else up to the next space.
+    @inlinable
+    static func valueBounds(_ b: UnsafePointer<UInt8>, start: Int, end: Int) -> Range<Int> {
+        var i = start
+        if i < end, b[i] == UInt8(ascii: "\"") || b[i] == UInt8(ascii: "'") {
+            let q = b[i]
+            i += 1
+            while i < end, b[i] != q { i += 1 }
+            if i < end { i += 1 }
+        }
+        while i < end, b[i] != UInt8(ascii: " ") { i += 1 }
+        return start..<i
+    }
+
+    /// Token by token from the start: quoted values are skipped whole.
+    @inlinable
+    static func walk(_ name: UnsafeRawBufferPointer, in body: UnsafeRawBufferPointer) -> Range<Int>? {
         guard let b = body.baseAddress?.assumingMemoryBound(to: UInt8.self), let nb = name.baseAddress else { return nil }
         let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t"), eq = UInt8(ascii: "=")
         let end = body.count
@@ -26,16 +74,9 @@ public enum FieldScanner {
             while i < end, b[i] != eq, b[i] != space { i += 1 }
             guard i < end, b[i] == eq else { continue }
             let matches = i - tokenStart == n && memcmp(b + tokenStart, nb, n) == 0
-            i += 1
-            let valueStart = i
-            if i < end, b[i] == UInt8(ascii: "\"") || b[i] == UInt8(ascii: "'") {
-                let q = b[i]
-                i += 1
-                while i < end, b[i] != q { i += 1 }
-                if i < end { i += 1 }
-            }
-            while i < end, b[i] != space { i += 1 }
-            if matches { return valueStart..<i }
+            let value = valueBounds(b, start: i + 1, end: end)
+            if matches { return value }
+            i = value.upperBound
         }
         return nil
     }

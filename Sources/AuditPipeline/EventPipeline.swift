@@ -64,13 +64,13 @@ public protocol EventFilter: AnyObject {
 public final class EventPipeline {
     public let attribution: EventAttribution?
     public let filter: EventFilter?
-    public private(set) var sinks: [EventSink]
+    public let sinks: [EventSink]
     private var assembler: EventAssembler!
     private let annotation = EventAnnotation(reserve: true)
     private var lostReported = 0
 
     /// Events handed out by the assembler.
-    public private(set) var events = 0
+    public var events: Int { assembler.counters.events }
     /// Events the attribution kept from the sinks (they only fed state).
     public private(set) var eventsDropped = 0
     /// Events the filter dropped.
@@ -88,14 +88,15 @@ public final class EventPipeline {
         self.attribution = attribution
         self.filter = filter
         self.sinks = sinks
-        let passive = attribution == nil && sinks.isEmpty
-        assembler = EventAssembler(timeoutMilliseconds: timeoutMilliseconds, ordered: ordered) { [unowned self] view in
-            self.events &+= 1
-            if !passive { self.handle(view) }
+        if attribution == nil && sinks.isEmpty {
+            // Nothing reads the events (replay's summary): the assembler only counts.
+            assembler = EventAssembler(timeoutMilliseconds: timeoutMilliseconds, ordered: ordered) { _ in }
+        } else {
+            assembler = EventAssembler(timeoutMilliseconds: timeoutMilliseconds, ordered: ordered) { [unowned self] view in
+                self.handle(view)
+            }
         }
     }
-
-    public func add(sink: EventSink) { sinks.append(sink) }
 
     public var counters: AssemblyCounters { assembler.counters }
 

@@ -12,7 +12,7 @@ public final class RawLinesSink: EventSink {
     /// Bytes gathered before they are handed to the output.
     private let chunk: Int
 
-    public init(output: ReplayOutput, chunk: Int = 1 << 16) {
+    public init(output: ReplayOutput, chunk: Int = 1 << 18) {
         self.output = output
         self.chunk = chunk
         buffer.reserveCapacity(chunk + 4096)

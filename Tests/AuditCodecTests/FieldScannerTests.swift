@@ -53,3 +53,38 @@ import Testing
         #expect(AuditArch.x86_64.syscallNumber("openat") == 257)
     }
 }
+
+@Suite struct FieldScannerAgreementTests {
+    /// The byte search and the token walk find the same field in every record of the corpus.
+    @Test(arguments: Corpus.logFiles)
+    func theSearchAgreesWithTheTokenWalk(path: String) throws {
+        let names = ["pid", "ppid", "uid", "key", "comm", "exe", "msg", "res", "opid", "a0", "a1", "syscall", "arch",
+                     "name", "item", "contid", "record", "op", "saddr", "cwd", "ses", "argc", "x"]
+        var checked = 0
+        for line in try Corpus.lines(path) where !line.isEmpty && line.first != UInt8(ascii: "#") {
+            guard let r = try? AuditRecord(parsing: line) else { continue }
+            r.withBody { body in
+                for n in names {
+                    var name = n
+                    name.withUTF8 { nb in
+                        let raw = UnsafeRawBufferPointer(nb)
+                        #expect(FieldScanner.valueRange(of: raw, in: body) == FieldScanner.walk(raw, in: body), "\(path): \(n)")
+                    }
+                }
+            }
+            checked += 1
+        }
+        #expect(checked == CorpusTests.expected[path]?.0)
+    }
+
+    @Test func aMatchAfterAQuoteIsDecidedByTheWalk() {
+        func range(_ body: String, _ name: StaticString) -> Range<Int>? {
+            Array(body.utf8).withUnsafeBytes { FieldScanner.valueRange(of: name, in: $0) }
+        }
+        #expect(range(" comm=\"a pid=1\" pid=22", "pid") == 20..<22)
+        #expect(range(" msg='x pid=1'", "pid") == nil)
+        #expect(range("pid=3 xpid=4", "pid") == 4..<5)
+        #expect(range(" xpid=4 pid=5", "pid") == 12..<13)
+        #expect(range(" a=b=c pid=\"q r\"x y", "pid") == 11..<17)
+    }
+}
