@@ -106,7 +106,15 @@ public struct AuditRecord: Sendable, Equatable {
     public var ppid: Int32? { integer("ppid").flatMap { Int32(exactly: $0) } }
     public var syscall: Int? { integer("syscall").map { Int($0) } }
     public var exit: Int64? { integer("exit") }
-    public var success: Bool? { self["success"].map { $0 == "yes" } }
+    public var success: Bool? {
+        let inBody = withBody { body in
+            FieldScanner.valueRange(of: "success", in: body).map { r in
+                r.count == 3 && body[r.lowerBound] == UInt8(ascii: "y") && body[r.lowerBound + 1] == UInt8(ascii: "e")
+                    && body[r.lowerBound + 2] == UInt8(ascii: "s")
+            }
+        }
+        return inBody ?? self["success"].map { $0 == "yes" }  // inside msg='...'
+    }
     public var auid: UInt32? { integer("auid").flatMap { UInt32(exactly: $0) } }
     public var uid: UInt32? { integer("uid").flatMap { UInt32(exactly: $0) } }
     public var ses: UInt32? { integer("ses").flatMap { UInt32(exactly: $0) } }
@@ -115,7 +123,36 @@ public struct AuditRecord: Sendable, Equatable {
     public var comm: String? { field("comm")?.decodedString }
     public var exe: String? { field("exe")?.decodedString }
     /// The syscall's arguments a0..a3 (hex in the record).
-    public func argument(_ i: Int) -> UInt64? { self["a\(i)"].flatMap { UInt64($0, radix: 16) } }
+    public func argument(_ i: Int) -> UInt64? {
+        let name: StaticString
+        switch i {
+        case 0: name = "a0"
+        case 1: name = "a1"
+        case 2: name = "a2"
+        case 3: name = "a3"
+        default: return self["a\(i)"].flatMap { UInt64($0, radix: 16) }
+        }
+        // Read from the bytes: a0..a3 are asked for on every clone record.
+        let range = withBody { FieldScanner.valueRange(of: name, in: $0) }
+        guard range != nil else { return self["a\(i)"].flatMap { UInt64($0, radix: 16) } }  // inside msg='...'
+        return withBody { body in
+            range.flatMap { r -> UInt64? in
+                guard !r.isEmpty, r.count <= 16 else { return nil }
+                var v: UInt64 = 0
+                for c in body[r] {
+                    let d: UInt8
+                    switch c {
+                    case UInt8(ascii: "0")...UInt8(ascii: "9"): d = c &- UInt8(ascii: "0")
+                    case UInt8(ascii: "a")...UInt8(ascii: "f"): d = c &- UInt8(ascii: "a") &+ 10
+                    case UInt8(ascii: "A")...UInt8(ascii: "F"): d = c &- UInt8(ascii: "A") &+ 10
+                    default: return nil
+                    }
+                    v = v << 4 | UInt64(d)
+                }
+                return v
+            }
+        }
+    }
 
     // MARK: encoding
 

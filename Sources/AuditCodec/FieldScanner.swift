@@ -27,7 +27,7 @@ public enum FieldScanner {
             if after < end, b[after] == UInt8(ascii: "="),
                at == 0 || b[at - 1] == UInt8(ascii: " ") || b[at - 1] == UInt8(ascii: "\t") {
                 // The first match at a token's start: it is the field unless a quote came before.
-                return at < firstQuote(in: body) ? valueBounds(b, start: after + 1, end: end) : walk(name, in: body)
+                return hasQuote(in: body, before: at) ? walk(name, in: body) : valueBounds(b, start: after + 1, end: end)
             }
             from = at + 1
         }
@@ -35,14 +35,11 @@ public enum FieldScanner {
         return nil
     }
 
-    /// The first `"` or `'` of body (its count when none).
+    /// True when a `"` or `'` comes before offset `limit` of body.
     @inlinable
-    static func firstQuote(in body: UnsafeRawBufferPointer) -> Int {
-        guard let base = body.baseAddress else { return 0 }
-        var limit = body.count
-        if let p = memchr(base, Int32(UInt8(ascii: "\"")), limit) { limit = base.distance(to: UnsafeRawPointer(p)) }
-        if let p = memchr(base, Int32(UInt8(ascii: "'")), limit) { limit = base.distance(to: UnsafeRawPointer(p)) }
-        return limit
+    static func hasQuote(in body: UnsafeRawBufferPointer, before limit: Int) -> Bool {
+        guard let base = body.baseAddress, limit > 0 else { return false }
+        return memchr(base, Int32(UInt8(ascii: "\"")), limit) != nil || memchr(base, Int32(UInt8(ascii: "'")), limit) != nil
     }
 
     /// The value starting at `start`: a quoted string to its closing quote (and anything

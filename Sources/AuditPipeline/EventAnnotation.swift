@@ -15,39 +15,51 @@ public final class EventAnnotation {
         var chainStart: Int
         var chainCount: Int
     }
-    private(set) var links: [Link] = []
-    /// A record replaced by another line (contid's own records, unwrapped): offsets into `arena`.
-    private var replacements: [(record: Int, start: Int, count: Int, header: RecordHeader)] = []
-    /// Chains and replacement lines.
-    private var arena: [UInt8] = []
-    /// The task's chain in `arena`, or nil.
-    private var chainRange: Range<Int>?
+    /// The per-event state, in raw memory: stored class properties would pay a dynamic
+    /// exclusivity check on every access, several per event.
+    struct Store {
+        var links: [Link] = []
+        /// A record replaced by another line (contid's own records, unwrapped): offsets into `arena`.
+        var replacements: [(record: Int, start: Int, count: Int, header: RecordHeader)] = []
+        /// Chains and replacement lines.
+        var arena: [UInt8] = []
+        /// The task's chain in `arena`, or nil.
+        var chainRange: Range<Int>?
+    }
+    private let store: UnsafeMutablePointer<Store>
 
     /// `reserve`: room for the usual event up front (one long-lived instance per pipeline);
     /// without it a throw-away instance allocates only what an event needs.
     public init(reserve: Bool = false) {
+        store = .allocate(capacity: 1)
+        store.initialize(to: Store())
         guard reserve else { return }
-        links.reserveCapacity(8)
-        replacements.reserveCapacity(2)
-        arena.reserveCapacity(1024)
+        store.pointee.links.reserveCapacity(8)
+        store.pointee.replacements.reserveCapacity(2)
+        store.pointee.arena.reserveCapacity(1024)
+    }
+
+    deinit {
+        store.deinitialize(count: 1)
+        store.deallocate()
     }
 
     public func reset() {
-        links.removeAll(keepingCapacity: true)
-        replacements.removeAll(keepingCapacity: true)
-        arena.removeAll(keepingCapacity: true)
-        chainRange = nil
+        store.pointee.links.removeAll(keepingCapacity: true)
+        store.pointee.replacements.removeAll(keepingCapacity: true)
+        store.pointee.arena.removeAll(keepingCapacity: true)
+        store.pointee.chainRange = nil
     }
 
     /// True when nothing is added or replaced.
-    public var isEmpty: Bool { links.isEmpty && replacements.isEmpty }
+    public var isEmpty: Bool { store.pointee.links.isEmpty && store.pointee.replacements.isEmpty }
     /// The CONTAINER_ID records added.
-    public var linkCount: Int { links.count }
+    public var linkCount: Int { store.pointee.links.count }
 
     /// The task's chain as printed (`4,^2,^1`), borrowed; nil when it has none.
     public func withChain<R>(_ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R {
-        guard let r = chainRange else { return try body(nil) }
-        return try arena.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[r])) }
+        guard let r = store.pointee.chainRange else { return try body(nil) }
+        return try store.pointee.arena.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[r])) }
     }
 
     /// The task's chain as a String (cold paths: JSON).
@@ -55,9 +67,9 @@ public final class EventAnnotation {
 
     /// Replaces record `index` by `line` (whose header is `header`) in what sinks write.
     public func replace(record index: Int, with line: [UInt8], header: RecordHeader) {
-        let start = arena.count
-        arena += line
-        replacements.append((index, start, line.count, header))
+        let start = store.pointee.arena.count
+        store.pointee.arena += line
+        store.pointee.replacements.append((index, start, line.count, header))
     }
 
     // MARK: planning
@@ -84,17 +96,17 @@ public final class EventAnnotation {
         }
         if task < 0, event.header(0).type.isUserMessage { task = 0 }
         if task >= 0, let pid = Self.integer("pid", of: task, in: event), let chain = lookup(pid) {
-            let start = arena.count
-            arena += chain
-            chainRange = start..<arena.count
-            links.append(Link(record: task, chainStart: start, chainCount: chain.count))
+            let start = store.pointee.arena.count
+            store.pointee.arena += chain
+            store.pointee.chainRange = start..<store.pointee.arena.count
+            store.pointee.links.append(Link(record: task, chainStart: start, chainCount: chain.count))
         }
         if hasObjects {
             for i in 0..<count where event.header(i).type == .objPID {
                 guard let opid = Self.integer("opid", of: i, in: event), let chain = lookup(opid) else { continue }
-                let start = arena.count
-                arena += chain
-                links.append(Link(record: i, chainStart: start, chainCount: chain.count))
+                let start = store.pointee.arena.count
+                store.pointee.arena += chain
+                store.pointee.links.append(Link(record: i, chainStart: start, chainCount: chain.count))
             }
         }
     }
@@ -125,9 +137,9 @@ public final class EventAnnotation {
             }
         }
         guard chosenRecord >= 0, let r = chosen else { return }
-        let start = arena.count
-        event.withRecordBytes(chosenRecord) { arena.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[r])) }
-        chainRange = start..<arena.count
+        let start = store.pointee.arena.count
+        event.withRecordBytes(chosenRecord) { store.pointee.arena.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[r])) }
+        store.pointee.chainRange = start..<store.pointee.arena.count
     }
 
     // MARK: writing
@@ -146,11 +158,11 @@ public final class EventAnnotation {
         for i in 0..<count {
             let h = event.header(i)
             if skipEOE, h.type == .eoe { continue }
-            if let rep = replacements.first(where: { $0.record == i }) {
-                try arena.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[rep.start..<(rep.start + rep.count)]), empty, empty) }
+            if let rep = store.pointee.replacements.first(where: { $0.record == i }) {
+                try store.pointee.arena.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[rep.start..<(rep.start + rep.count)]), empty, empty) }
                 continue
             }
-            guard let n = links.firstIndex(where: { $0.record == i }) else {
+            guard let n = store.pointee.links.firstIndex(where: { $0.record == i }) else {
                 try event.withRecordBytes(i) { try body($0, empty, empty) }
                 continue
             }
@@ -163,13 +175,13 @@ public final class EventAnnotation {
                 }
             }
         }
-        guard !links.isEmpty else { return }
+        guard !store.pointee.links.isEmpty else { return }
         let template = event.header(0)
-        for (k, link) in links.enumerated() {
+        for (k, link) in store.pointee.links.enumerated() {
             scratch.removeAll(keepingCapacity: true)
             event.withRecordBytes(0) { Self.appendContainerIDHeader(like: template, line: $0, to: &scratch) }
             Self.appendContainerIDBody(record: k + 1, to: &scratch)
-            arena.withUnsafeBytes { scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[link.chainStart..<(link.chainStart + link.chainCount)])) }
+            store.pointee.arena.withUnsafeBytes { scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[link.chainStart..<(link.chainStart + link.chainCount)])) }
             try scratch.withUnsafeBytes { try body($0, empty, empty) }
         }
     }
@@ -196,7 +208,7 @@ public final class EventAnnotation {
     public func records(of event: AuditEvent) -> [AuditRecord] {
         guard !isEmpty else { return event.records }
         var out: [AuditRecord] = []
-        out.reserveCapacity(event.records.count + links.count)
+        out.reserveCapacity(event.records.count + store.pointee.links.count)
         var scratch: [UInt8] = []
         var i = 0
         forEachLine(of: event, scratch: &scratch, skipEOE: false) { a, b, c in
@@ -205,7 +217,7 @@ public final class EventAnnotation {
             text += c
             let header: RecordHeader
             if i < event.records.count {
-                if let rep = replacements.first(where: { $0.record == i }) {
+                if let rep = store.pointee.replacements.first(where: { $0.record == i }) {
                     header = rep.header
                 } else {
                     var h = event.records[i].header

@@ -7,26 +7,33 @@ import AuditCodec
 /// CONTAINER_ID records), grouped by event; written as bytes from one reused buffer.
 public final class RawLinesSink: EventSink {
     private let output: ReplayOutput
-    private var buffer: [UInt8] = []
-    private var scratch: [UInt8] = []
+    /// The output buffer and the annotation's scratch, in raw memory (no exclusivity checks per event).
+    private let buffers: UnsafeMutablePointer<(out: [UInt8], scratch: [UInt8])>
     /// Bytes gathered before they are handed to the output.
     private let chunk: Int
 
     public init(output: ReplayOutput, chunk: Int = 1 << 18) {
         self.output = output
         self.chunk = chunk
-        buffer.reserveCapacity(chunk + 4096)
+        buffers = .allocate(capacity: 1)
+        buffers.initialize(to: ([], []))
+        buffers.pointee.out.reserveCapacity(chunk + 4096)
+    }
+
+    deinit {
+        buffers.deinitialize(count: 1)
+        buffers.deallocate()
     }
 
     public func accept(_ event: AuditEventView, annotation: EventAnnotation) {
-        annotation.appendLines(of: event, to: &buffer, scratch: &scratch)
-        if buffer.count >= chunk { flush() }
+        annotation.appendLines(of: event, to: &buffers.pointee.out, scratch: &buffers.pointee.scratch)
+        if buffers.pointee.out.count >= chunk { flush() }
     }
 
     public func flush() {
-        guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { output.write(bytes: $0) }
-        buffer.removeAll(keepingCapacity: true)
+        guard !buffers.pointee.out.isEmpty else { return }
+        buffers.pointee.out.withUnsafeBytes { output.write(bytes: $0) }
+        buffers.pointee.out.removeAll(keepingCapacity: true)
     }
 }
 

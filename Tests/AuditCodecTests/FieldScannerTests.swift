@@ -88,3 +88,33 @@ import Testing
         #expect(range(" a=b=c pid=\"q r\"x y", "pid") == 11..<17)
     }
 }
+
+@Suite struct ArchFieldTests {
+    @Test func archFieldsParseAsHexOfUpTo32Bits() {
+        #expect(AuditArch(field: "c000003e") == .x86_64)
+        #expect(AuditArch(field: "C000003E") == .x86_64)
+        #expect(AuditArch(field: "40000003") == .i386)
+        #expect(AuditArch(field: "0c00000b7") == .aarch64)
+        #expect(AuditArch(field: "") == nil)
+        #expect(AuditArch(field: "c00003x") == nil)
+        #expect(AuditArch(field: "1c000003e") == nil)
+    }
+}
+
+@Suite struct SyscallAccessorTests {
+    @Test func argumentsAndSuccessAreReadFromTheBytes() throws {
+        let r = try AuditRecord(parsing: "type=SYSCALL msg=audit(1700000000.000:1): arch=c000003e syscall=56 success=no exit=4242 a0=1200011 a1=0 a2=FFFFFFFFFFFFFFFF a3=7ffd88bf68c0 items=0 ppid=1 pid=2")
+        #expect(r.argument(0) == 0x1200011)
+        #expect(r.argument(1) == 0)
+        #expect(r.argument(2) == UInt64.max)
+        #expect(r.argument(3) == 0x7ffd88bf68c0)
+        #expect(r.argument(4) == nil)
+        #expect(r.success == false)
+        let y = try AuditRecord(parsing: "type=SYSCALL msg=audit(1700000000.000:2): success=yes a0=xyz")
+        #expect(y.success == true)
+        #expect(y.argument(0) == nil)
+        let u = try AuditRecord(parsing: "type=USER msg=audit(1700000000.000:3): pid=1 msg='success=yes a1=ff'")
+        #expect(u.success == true)
+        #expect(u.argument(1) == 0xff)
+    }
+}
