@@ -118,3 +118,40 @@ import Testing
         #expect(u.argument(1) == 0xff)
     }
 }
+
+@Suite struct StampFastPathTests {
+    /// The kernel-form fast path reads every stamp of the corpus as the general parser does.
+    @Test(arguments: Corpus.logFiles)
+    func theFastStampParserAgreesWithTheGeneralOne(path: String) throws {
+        var fast = 0, kernelForm = 0
+        for line in try Corpus.lines(path) where !line.isEmpty && line.first != UInt8(ascii: "#") {
+            guard let open = line.firstIndex(of: UInt8(ascii: "(")) else { continue }
+            line.withUnsafeBytes { raw in
+                let base = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                var p1 = open + 1, p2 = open + 1
+                let general = RecordScanner.parseStamp(base, &p1, raw.count)
+                if case .success(let g) = general, g.colon { kernelForm += 1 }
+                guard let quick = RecordScanner.parseKernelStamp(base, &p2, raw.count) else { return }
+                fast += 1
+                guard case .success(let g) = general else { Issue.record("\(path): fast path took a bad stamp"); return }
+                #expect(g.time == quick.time && g.serial == quick.serial && g.colon == quick.colon && p1 == p2)
+            }
+        }
+        #expect(fast == kernelForm)
+    }
+
+    @Test func theMsgAuditWordsSpellTheLiteral() {
+        #expect(Array(" msg=aud".utf8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } == RecordScanner.msgAudit8)
+        #expect(Array("dit(".utf8).withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } == RecordScanner.msgAudit4)
+    }
+
+    @Test func eightDigitsAtOnce() {
+        func eight(_ s: String) -> UInt64? { Array(s.utf8).withUnsafeBufferPointer { RecordScanner.eightDigits($0.baseAddress!) } }
+        #expect(eight("17959291") == 17_959_291)
+        #expect(eight("00000000") == 0)
+        #expect(eight("99999999") == 99_999_999)
+        #expect(eight("1795929.") == nil)
+        #expect(eight("1795:291") == nil)
+        #expect(eight("/7959291") == nil)
+    }
+}
