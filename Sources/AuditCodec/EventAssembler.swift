@@ -186,11 +186,6 @@ public final class EventAssembler {
     private let mask: UInt32
     /// Ahead jumps up to this many serials are losses; larger ones restart the window.
     private let maxGap: UInt32 = 1 << 20
-    private var streamIndex: [Int: Int] = [:]  // node << 1 | daemon -> stream
-    private var nodeNames: [[UInt8]] = [[]]
-    private var nodeIDs: [[UInt8]: Int32] = [:]
-    private var lastNodeBytes: [UInt8] = []
-    private var lastNodeID: Int32 = 0
     /// Events that must have been opened after an open one before the stream clock may time it out.
     public let laterEvents: UInt64
     private let lateStorage = UnsafeMutablePointer<EventStorage>.allocate(capacity: 1)
@@ -213,6 +208,11 @@ public final class EventAssembler {
         var pending: [(Int, UInt32)] = []
         var lastKey: (Int, UInt32) = (-1, 0)
         var drainingAll = false
+        var streamIndex: [Int: Int] = [:]  // node << 1 | daemon -> stream
+        var nodeNames: [[UInt8]] = [[]]
+        var nodeIDs: [[UInt8]: Int32] = [:]
+        var lastNodeBytes: [UInt8] = []
+        var lastNodeID: Int32 = 0
     }
     private let hot: UnsafeMutablePointer<Hot>
     private var streams: UnsafeMutablePointer<Stream> { @inline(__always) get { hot.pointee.streams } @inline(__always) set { hot.pointee.streams = newValue } }
@@ -357,16 +357,16 @@ public final class EventAssembler {
 
     @inline(__always)
     private func internNode(_ name: UnsafeRawBufferPointer) -> Int32 {
-        if name.elementsEqual(lastNodeBytes) { return lastNodeID }
+        if name.elementsEqual(hot.pointee.lastNodeBytes) { return hot.pointee.lastNodeID }
         let bytes = Array(name)
         let id: Int32
-        if let known = nodeIDs[bytes] { id = known } else {
-            id = Int32(nodeNames.count)
-            nodeNames.append(bytes)
-            nodeIDs[bytes] = id
+        if let known = hot.pointee.nodeIDs[bytes] { id = known } else {
+            id = Int32(hot.pointee.nodeNames.count)
+            hot.pointee.nodeNames.append(bytes)
+            hot.pointee.nodeIDs[bytes] = id
         }
-        lastNodeBytes = bytes
-        lastNodeID = id
+        hot.pointee.lastNodeBytes = bytes
+        hot.pointee.lastNodeID = id
         return id
     }
 
@@ -374,7 +374,7 @@ public final class EventAssembler {
     private func stream(node: Int32, daemon: Bool) -> Int {
         let key = Int(node) << 1 | (daemon ? 1 : 0)
         if key == lastStreamKey { return lastStream }
-        let s = streamIndex[key] ?? addStream(key: key, node: node, daemon: daemon)
+        let s = hot.pointee.streamIndex[key] ?? addStream(key: key, node: node, daemon: daemon)
         lastStreamKey = key
         lastStream = s
         return s
@@ -391,7 +391,7 @@ public final class EventAssembler {
         let slots = UnsafeMutablePointer<Slot>.allocate(capacity: Int(window))
         slots.initialize(repeating: Slot(), count: Int(window))
         (streams + streamCount).initialize(to: Stream(node: node, tracksGaps: !daemon, slots: slots))
-        streamIndex[key] = streamCount
+        hot.pointee.streamIndex[key] = streamCount
         streamCount += 1
         return streamCount - 1
     }
@@ -495,7 +495,7 @@ public final class EventAssembler {
         hot.pointee.counters.events += 1
         withUnsafeMutablePointer(to: &slot.pointee.storage) { storage in
             sink(AuditEventView(storage: UnsafePointer(storage), node: streams[si].node, serial: slot.pointee.serial,
-                                time: slot.pointee.time, isLate: false, nodeNames: nodeNames))
+                                time: slot.pointee.time, isLate: false, nodeNames: hot.pointee.nodeNames))
         }
         // The records stay to recognise duplicates while the slot keeps this serial.
         slot.pointee.state = .done
@@ -590,7 +590,7 @@ public final class EventAssembler {
         lateStorage.pointee.append(line, header: h)
         hot.pointee.counters.events += 1
         sink(AuditEventView(storage: UnsafePointer(lateStorage), node: streams[si].node, serial: serial, time: h.time,
-                            isLate: true, nodeNames: nodeNames))
+                            isLate: true, nodeNames: hot.pointee.nodeNames))
     }
 }
 
