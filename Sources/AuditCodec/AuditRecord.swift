@@ -135,23 +135,7 @@ public struct AuditRecord: Sendable, Equatable {
         // Read from the bytes: a0..a3 are asked for on every clone record.
         let range = withBody { FieldScanner.valueRange(of: name, in: $0) }
         guard range != nil else { return self["a\(i)"].flatMap { UInt64($0, radix: 16) } }  // inside msg='...'
-        return withBody { body in
-            range.flatMap { r -> UInt64? in
-                guard !r.isEmpty, r.count <= 16 else { return nil }
-                var v: UInt64 = 0
-                for c in body[r] {
-                    let d: UInt8
-                    switch c {
-                    case UInt8(ascii: "0")...UInt8(ascii: "9"): d = c &- UInt8(ascii: "0")
-                    case UInt8(ascii: "a")...UInt8(ascii: "f"): d = c &- UInt8(ascii: "a") &+ 10
-                    case UInt8(ascii: "A")...UInt8(ascii: "F"): d = c &- UInt8(ascii: "A") &+ 10
-                    default: return nil
-                    }
-                    v = v << 4 | UInt64(d)
-                }
-                return v
-            }
-        }
+        return withBody { body in range.flatMap { FieldScanner.hexadecimal(body[$0], bits: 64) } }
     }
 
     // MARK: encoding

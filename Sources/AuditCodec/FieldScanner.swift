@@ -111,6 +111,27 @@ public enum FieldScanner {
         return negative ? -x : x
     }
 
+    /// Hex digits (either case, leading zeros allowed) as a number of at most `bits` bits;
+    /// nil when empty, not hex, or too large.
+    @inlinable
+    public static func hexadecimal(_ digits: some Sequence<UInt8>, bits: Int) -> UInt64? {
+        var v: UInt64 = 0
+        var any = false
+        for c in digits {
+            let d: UInt8
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = c &- UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = c &- UInt8(ascii: "a") &+ 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = c &- UInt8(ascii: "A") &+ 10
+            default: return nil
+            }
+            guard v >> (bits - 4) == 0 else { return nil }
+            v = v << 4 | UInt64(d)
+            any = true
+        }
+        return any ? v : nil
+    }
+
     /// True when the field `name=` has exactly this value as written (quotes included:
     /// `key`, `"contid-track"`).
     @inlinable

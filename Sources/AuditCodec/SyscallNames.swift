@@ -23,23 +23,8 @@ public struct AuditArch: RawRepresentable, Hashable, Sendable {
     /// Parses the hex arch= field of a SYSCALL record (`c000003e`): 1-8 hex digits.
     @inlinable
     public init?(field: some StringProtocol) {
-        var v: UInt32 = 0
-        var digits = 0
-        for c in field.utf8 {
-            let d: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = c &- UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = c &- UInt8(ascii: "a") &+ 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = c &- UInt8(ascii: "A") &+ 10
-            default: return nil
-            }
-            digits += 1
-            // Leading zeros do not count against the width, as UInt32(_:radix:) reads them.
-            guard v <= 0x0FFF_FFFF else { return nil }
-            v = v << 4 | UInt32(d)
-        }
-        guard digits > 0 else { return nil }
-        self.init(rawValue: v)
+        guard let v = FieldScanner.hexadecimal(field.utf8, bits: 32) else { return nil }
+        self.init(rawValue: UInt32(v))
     }
 
     public func syscallName(_ number: Int) -> String? {

@@ -47,40 +47,41 @@ enum LiveBench {
         var eventsAtStart = 0
         let warm = min(spans.count / 5, 40_000)
         let start = ContinuousClock.now
+        // One path as two steps: push a scanned record; end a batch (drain, flush).
+        let push: (UnsafeRawBufferPointer, RecordHeader) -> Void
+        let endBatch: () -> Void
+        let eventCount: () -> Int
+        if legacy {
+            let assembler = EventAssembler(timeoutMilliseconds: 2000) { view in
+                events += 1
+                // As Daemon.handle does: copy, annotate, filter, write.
+                let event = view.makeEvent()
+                let annotated = LegacyAnnotator.annotate(event, registry: registry)
+                if !rules.isEmpty, let s = event.first(.syscall), let pid = s.pid,
+                   !rules.admits(key: s.key, chain: registry.chain(of: pid)) { return }
+                try? log.write(annotated.event)
+            }
+            push = { assembler.push(line: $0, header: $1) }
+            endBatch = { assembler.drain(); try? log.flush() }
+            eventCount = { events }
+        } else {
+            let pipeline = EventPipeline(timeoutMilliseconds: 2000, attribution: RegistryAttribution(registry: registry),
+                                         filter: ContainerRuleStep(rules: rules, chain: { registry.chain(of: $0) }),
+                                         sinks: [log])
+            push = { pipeline.push(line: $0, header: $1) }
+            endBatch = { pipeline.drain(); try? pipeline.flush() }
+            eventCount = { pipeline.events }
+        }
         lines.withUnsafeBytes { all in
-            if legacy {
-                let assembler = EventAssembler(timeoutMilliseconds: 2000) { view in
-                    events += 1
-                    // As Daemon.handle does: copy, annotate, filter, write.
-                    let event = view.makeEvent()
-                    let annotated = LegacyAnnotator.annotate(event, registry: registry)
-                    if !rules.isEmpty, let s = event.first(.syscall), let pid = s.pid,
-                       !rules.admits(key: s.key, chain: registry.chain(of: pid)) { return }
-                    try? log.write(annotated.event)
-                }
-                allocations = count(after: warm, of: spans.count, events: { events }, start: &eventsAtStart) { i in
-                    let s = spans[spans.startIndex + i]
-                    let line = UnsafeRawBufferPointer(rebasing: all[s.0..<(s.0 + s.1)])
-                    if case .success(let h) = RecordScanner.scan(line) { assembler.push(line: line, header: h) }
-                    if i % 256 == 255 { assembler.drain(); try? log.flush() }
-                }
-                assembler.drain()
-                try? log.flush()
-            } else {
-                let pipeline = EventPipeline(timeoutMilliseconds: 2000, attribution: RegistryAttribution(registry: registry),
-                                             filter: ContainerRuleStep(rules: rules, chain: { registry.chain(of: $0) }),
-                                             sinks: [log])
-                allocations = count(after: warm, of: spans.count, events: { pipeline.events }, start: &eventsAtStart) { i in
-                    let s = spans[spans.startIndex + i]
-                    let line = UnsafeRawBufferPointer(rebasing: all[s.0..<(s.0 + s.1)])
-                    if case .success(let h) = RecordScanner.scan(line) { pipeline.push(line: line, header: h) }
-                    if i % 256 == 255 { pipeline.drain(); try? pipeline.flush() }
-                }
-                pipeline.drain()
-                try? pipeline.flush()
-                events = pipeline.events
+            allocations = count(after: warm, of: spans.count, events: eventCount, start: &eventsAtStart) { i in
+                let s = spans[spans.startIndex + i]
+                let line = UnsafeRawBufferPointer(rebasing: all[s.0..<(s.0 + s.1)])
+                if case .success(let h) = RecordScanner.scan(line) { push(line, h) }
+                if i % 256 == 255 { endBatch() }
             }
         }
+        endBatch()
+        events = eventCount()
         let elapsed = ContinuousClock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let counted = events - eventsAtStart
