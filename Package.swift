@@ -53,9 +53,10 @@ let package = Package(
                 "ContidDaemon", "AuditPipeline", "LinuxAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        .target(name: "CMallocCounter", path: "Benchmarks/Sources/CMallocCounter"),
         .executableTarget(
             name: "contid-bench",
-            dependencies: ["AuditCodec", "ContainerEngine", "AuditPipeline"],
+            dependencies: ["AuditCodec", "ContainerEngine", "AuditPipeline", "CMallocCounter"],
             path: "Benchmarks/Sources/contid-bench"),
         .target(
             name: "TestSupport",

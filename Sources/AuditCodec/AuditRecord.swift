@@ -71,32 +71,16 @@ public struct AuditRecord: Sendable, Equatable {
     }
 
     /// Where the value of the first body field `name=` lies in `text` (quotes included),
-    /// found without tokenizing or allocating: the hot path of the typed accessors.
+    /// found by `FieldScanner` without tokenizing or allocating.
     public func valueRange(of name: UnsafeRawBufferPointer) -> Range<Int>? {
-        text.withUnsafeBufferPointer { b -> Range<Int>? in
-            let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t"), eq = UInt8(ascii: "=")
-            var i = Int(header.bodyStart)
-            let end = Int(header.bodyEnd)
-            let n = name.count
-            while i < end {
-                while i < end, b[i] == space || b[i] == tab { i += 1 }
-                let tokenStart = i
-                while i < end, b[i] != eq, b[i] != space { i += 1 }
-                guard i < end, b[i] == eq else { continue }
-                let matches = i - tokenStart == n && memcmp(b.baseAddress! + tokenStart, name.baseAddress!, n) == 0
-                i += 1
-                let valueStart = i
-                if i < end, b[i] == UInt8(ascii: "\"") || b[i] == UInt8(ascii: "'") {
-                    let q = b[i]
-                    i += 1
-                    while i < end, b[i] != q { i += 1 }
-                    if i < end { i += 1 }
-                }
-                while i < end, b[i] != space { i += 1 }
-                if matches { return valueStart..<i }
-            }
-            return nil
-        }
+        let start = Int(header.bodyStart)
+        return withBody { FieldScanner.valueRange(of: name, in: $0) }.map { ($0.lowerBound + start)..<($0.upperBound + start) }
+    }
+
+    /// The body's bytes, borrowed.
+    @inline(__always)
+    public func withBody<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try text.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[Int(header.bodyStart)..<Int(header.bodyEnd)])) }
     }
 
     public func valueRange(of name: String) -> Range<Int>? {
@@ -113,23 +97,7 @@ public struct AuditRecord: Sendable, Equatable {
     /// A decimal field read straight from the bytes (`pid=123`, `exit=-13`).
     @inline(__always)
     func integer(_ name: StaticString) -> Int64? {
-        guard let r = valueRange(of: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)),
-              !r.isEmpty else { return nil }
-        var i = r.lowerBound
-        var negative = false
-        if text[i] == UInt8(ascii: "-") { negative = true; i += 1 }
-        guard i < r.upperBound else { return nil }
-        var v: Int64 = 0
-        while i < r.upperBound {
-            let d = text[i] &- UInt8(ascii: "0")
-            guard d < 10 else { return nil }
-            let (m, o1) = v.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(Int64(d))
-            guard !o1, !o2 else { return nil }
-            v = a
-            i += 1
-        }
-        return negative ? -v : v
+        withBody { FieldScanner.integer(name, in: $0) }
     }
 
     // MARK: typed access to the fields that matter
@@ -138,7 +106,15 @@ public struct AuditRecord: Sendable, Equatable {
     public var ppid: Int32? { integer("ppid").flatMap { Int32(exactly: $0) } }
     public var syscall: Int? { integer("syscall").map { Int($0) } }
     public var exit: Int64? { integer("exit") }
-    public var success: Bool? { self["success"].map { $0 == "yes" } }
+    public var success: Bool? {
+        let inBody = withBody { body in
+            FieldScanner.valueRange(of: "success", in: body).map { r in
+                r.count == 3 && body[r.lowerBound] == UInt8(ascii: "y") && body[r.lowerBound + 1] == UInt8(ascii: "e")
+                    && body[r.lowerBound + 2] == UInt8(ascii: "s")
+            }
+        }
+        return inBody ?? self["success"].map { $0 == "yes" }  // inside msg='...'
+    }
     public var auid: UInt32? { integer("auid").flatMap { UInt32(exactly: $0) } }
     public var uid: UInt32? { integer("uid").flatMap { UInt32(exactly: $0) } }
     public var ses: UInt32? { integer("ses").flatMap { UInt32(exactly: $0) } }
@@ -147,7 +123,20 @@ public struct AuditRecord: Sendable, Equatable {
     public var comm: String? { field("comm")?.decodedString }
     public var exe: String? { field("exe")?.decodedString }
     /// The syscall's arguments a0..a3 (hex in the record).
-    public func argument(_ i: Int) -> UInt64? { self["a\(i)"].flatMap { UInt64($0, radix: 16) } }
+    public func argument(_ i: Int) -> UInt64? {
+        let name: StaticString
+        switch i {
+        case 0: name = "a0"
+        case 1: name = "a1"
+        case 2: name = "a2"
+        case 3: name = "a3"
+        default: return self["a\(i)"].flatMap { UInt64($0, radix: 16) }
+        }
+        // Read from the bytes: a0..a3 are asked for on every clone record.
+        let range = withBody { FieldScanner.valueRange(of: name, in: $0) }
+        guard range != nil else { return self["a\(i)"].flatMap { UInt64($0, radix: 16) } }  // inside msg='...'
+        return withBody { body in range.flatMap { FieldScanner.hexadecimal(body[$0], bits: 64) } }
+    }
 
     // MARK: encoding
 

@@ -46,6 +46,7 @@ public struct AuditRecordType: RawRepresentable, Hashable, Sendable, Comparable,
     public static let nsChange = AuditRecordType(rawValue: 2905)
     public static let nsDestroy = AuditRecordType(rawValue: 2906)
     public static let containerLost = AuditRecordType(rawValue: 2907)
+    public static let containerInfo = AuditRecordType(rawValue: 2908)
 
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 
@@ -65,8 +66,10 @@ public struct AuditRecordType: RawRepresentable, Hashable, Sendable, Comparable,
         self.rawValue = v
     }
 
+    // MARK: classes (the one table: assembly, annotation, the host log and the daemon ask here)
+
     /// Types that always make a whole event on their own: user-space messages
-    /// (USER, 1100-1199, 2100-2999) and auditd's DAEMON_* records. CONTAINER_ID
+    /// (USER, 1100-1199, 2100-2999) and auditd's DAEMON_* records (1200-1299). CONTAINER_ID
     /// is the exception: an auxiliary record that joins the event it annotates.
     public var isStandalone: Bool {
         let v = rawValue
@@ -74,8 +77,24 @@ public struct AuditRecordType: RawRepresentable, Hashable, Sendable, Comparable,
         return v == 1005 || (1100...1299).contains(v) || (2100...2999).contains(v)
     }
 
-    /// auditd's DAEMON_* records carry auditd's own serial counter, not the kernel's.
+    /// auditd's DAEMON_* records (1200-1299) carry auditd's own serial counter, not the kernel's.
     public var isDaemonRecord: Bool { (1200...1299).contains(rawValue) }
+
+    /// Types a user-space program sends through the kernel (USER, 1100-1199, 2100-2999),
+    /// other than contid's own: the sender is the event's task.
+    public var isUserMessage: Bool {
+        let v = rawValue
+        return v == 1005 || (1100...1199).contains(v) || ((2100...2999).contains(v) && !isContidRange)
+    }
+
+    /// contid's private range of user-space types (2900-2999).
+    public var isContidRange: Bool { (2900...2999).contains(rawValue) }
+
+    /// contid's own records (SPEC §6: 2900-2908) other than the auxiliary CONTAINER_ID:
+    /// the records contidd submits through the kernel as user messages.
+    public var isContidOwnRecord: Bool {
+        (Self.containerOp.rawValue...Self.containerInfo.rawValue).contains(rawValue) && self != Self.containerID
+    }
 }
 
 /// The name table, built once. The lookup table lives in raw memory that is
@@ -320,7 +339,8 @@ final class AuditRecordTypeTable: @unchecked Sendable {
         (2904, "NS_CREATE"),
         (2905, "NS_CHANGE"),
         (2906, "NS_DESTROY"),
-        (2907, "CONTAINER_LOST")
+        (2907, "CONTAINER_LOST"),
+        (2908, "CONTAINER_INFO")
         ]
         var names: [UInt16: String] = [:]
         var numbers: [String: UInt16] = [:]
@@ -346,17 +366,23 @@ final class AuditRecordTypeTable: @unchecked Sendable {
         mask = size - 1
     }
 
+    static let hashSeed: UInt64 = 0xcbf2_9ce4_8422_2325
+    static let hashPrime: UInt64 = 0x100_0000_01b3
+
     @inline(__always)
     static func hash(_ b: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for x in b { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
+        var h: UInt64 = hashSeed
+        for x in b { h = (h ^ UInt64(x)) &* hashPrime }
         return h
     }
 
     /// The number for a type name given as bytes, or nil when auditd has no such name.
     @inline(__always)
-    func lookup(_ name: UnsafeRawBufferPointer) -> UInt16? {
-        let h = Self.hash(name)
+    func lookup(_ name: UnsafeRawBufferPointer) -> UInt16? { lookup(name, hash: Self.hash(name)) }
+
+    /// As `lookup(_:)`, with the name's `hash` already computed.
+    @inline(__always)
+    func lookup(_ name: UnsafeRawBufferPointer, hash h: UInt64) -> UInt16? {
         var i = Int(truncatingIfNeeded: h) & mask
         while true {
             let e = slots[i]

@@ -1,6 +1,19 @@
 // Groups records into events by (node, serial), as auparse and go-libaudit's
-// reassembler do. An event is complete at EOE, at a standalone type, or when
-// the stream clock (the newest record time seen) passes its time + timeout.
+// reassembler do. An event is complete at EOE, at a standalone type, or by
+// timeout. The timeout rule (logs without EOE: auditd's, go-libaudit's fixtures):
+//
+//   an open event is complete when the stream clock (the newest record time seen)
+//   has passed its time + timeout AND at least `laterEvents` (default 4) events
+//   were opened after it; or when the idle clock (`advanceClock(to:)`, a live
+//   source's wall time while nothing arrives) has passed its time + timeout.
+//
+// The clock alone is not enough: after a jump of the log's clock (go-libaudit's
+// out_of_order fixture: serial 61 is 7.8 s after 60) a straggler record of the
+// older event would come after its event was handed out, and split it (ausearch
+// does). The count alone is not enough either: an idle live stream sees no later
+// events, and its last event must still go out, which the idle clock does. The
+// common case pays one subtraction: in a dense log the count is met long before
+// the clock. Window pressure (a serial `window` ahead) still completes old events.
 // Serials are tracked per node in a window indexed by serial, which makes the
 // common case (dense, nearly ordered serials) O(1) without hashing; gaps that
 // stay empty past the timeout are counted as lost.
@@ -63,12 +76,11 @@ public struct AuditEventView {
     }
 }
 
-/// One stored record: where its bytes start, its header and a hash for duplicate checks.
+/// One stored record: where its bytes start and its header.
 @usableFromInline
 struct StoredRecord {
     @usableFromInline var start: Int
     @usableFromInline var header: RecordHeader
-    @usableFromInline var hash: UInt64
 }
 
 /// Raw memory for one event's records, reused across events. Manual storage keeps
@@ -98,7 +110,7 @@ public struct EventStorage {
     }
 
     @inline(__always)
-    mutating func append(_ line: UnsafeRawBufferPointer, header: RecordHeader, hash: UInt64) {
+    mutating func append(_ line: UnsafeRawBufferPointer, header: RecordHeader) {
         let n = line.count
         if byteCount + n > byteCapacity {
             let cap = max(2048, (byteCount + n) * 2)
@@ -115,17 +127,19 @@ public struct EventStorage {
             recordCapacity = cap
         }
         if n > 0 { (byteBase! + byteCount).copyMemory(from: line.baseAddress!, byteCount: n) }
-        (records! + recordCount).initialize(to: StoredRecord(start: byteCount, header: header, hash: hash))
+        (records! + recordCount).initialize(to: StoredRecord(start: byteCount, header: header))
         byteCount += n
         recordCount += 1
     }
 
-    /// True when an identical record is already stored.
+    /// True when an identical record is already stored. Records of one event rarely share
+    /// type and length, so the bytes are compared only then (cheaper than hashing each line).
     @inline(__always)
-    func contains(_ line: UnsafeRawBufferPointer, hash: UInt64) -> Bool {
-        for k in 0..<recordCount where records![k].hash == hash {
-            let b = bytes(of: k)
-            if b.count == line.count, memcmp(b.baseAddress!, line.baseAddress!, b.count) == 0 { return true }
+    func contains(_ line: UnsafeRawBufferPointer, header: RecordHeader) -> Bool {
+        for k in 0..<recordCount {
+            let h = records![k].header
+            guard h.length == header.length, h.type == header.type else { continue }
+            if memcmp(byteBase! + records![k].start, line.baseAddress!, line.count) == 0 { return true }
         }
         return false
     }
@@ -141,7 +155,7 @@ public final class EventAssembler {
 
     /// How long (stream time) an incomplete event or a gap waits. Default 2 s, as auparse.
     public let timeoutMilliseconds: UInt64
-    public private(set) var counters = AssemblyCounters()
+    public var counters: AssemblyCounters { hot.pointee.counters }
     private let sink: Sink
 
     private enum SlotState: UInt8 { case empty, open, complete, done, lost }
@@ -151,6 +165,8 @@ public final class EventAssembler {
         var serial: UInt32 = 0
         var state: SlotState = .empty
         var timeMs: UInt64 = 0
+        /// `eventsOpened` when this event was opened: events opened since = eventsOpened - opened - 1.
+        var opened: UInt64 = 0
         var time = AuditTime(seconds: 0, milliseconds: 0)
         var storage = EventStorage()
     }
@@ -170,35 +186,62 @@ public final class EventAssembler {
     private let mask: UInt32
     /// Ahead jumps up to this many serials are losses; larger ones restart the window.
     private let maxGap: UInt32 = 1 << 20
-    private var streams: UnsafeMutablePointer<Stream>
-    private var streamCount = 0
-    private var streamCapacity = 4
-    private var streamIndex: [Int: Int] = [:]  // node << 1 | daemon -> stream
-    private var lastStreamKey = -1
-    private var lastStream = 0
-    private var nodeNames: [[UInt8]] = [[]]
-    private var nodeIDs: [[UInt8]: Int32] = [:]
-    private var lastNodeBytes: [UInt8] = []
-    private var lastNodeID: Int32 = 0
-    private var streamClock: UInt64 = 0
-    /// Events completed but not yet handed out: (stream, serial).
-    private var pending: [(Int, UInt32)] = []
-    private var lastKey: (Int, UInt32) = (-1, 0)
+    /// Events that must have been opened after an open one before the stream clock may time it out.
+    public let laterEvents: UInt64
     private let lateStorage = UnsafeMutablePointer<EventStorage>.allocate(capacity: 1)
+
+    /// The state every record touches, in raw memory: stored properties of a class pay a
+    /// dynamic exclusivity check per access, which was a fifth of the per-record cost.
+    private struct Hot {
+        var counters = AssemblyCounters()
+        var streams: UnsafeMutablePointer<Stream>
+        var streamCount = 0
+        var streamCapacity = 4
+        var lastStreamKey = -1
+        var lastStream = 0
+        var streamClock: UInt64 = 0
+        /// The newest time given by `advanceClock(to:)`: it alone times events out.
+        var idleClock: UInt64 = 0
+        /// Events opened so far, in every stream (the "later events" of the timeout rule).
+        var eventsOpened: UInt64 = 0
+        /// Events completed but not yet handed out: (stream, serial).
+        var pending: [(Int, UInt32)] = []
+        var lastKey: (Int, UInt32) = (-1, 0)
+        var drainingAll = false
+        var streamIndex: [Int: Int] = [:]  // node << 1 | daemon -> stream
+        var nodeNames: [[UInt8]] = [[]]
+        var nodeIDs: [[UInt8]: Int32] = [:]
+        var lastNodeBytes: [UInt8] = []
+        var lastNodeID: Int32 = 0
+    }
+    private let hot: UnsafeMutablePointer<Hot>
+    private var streams: UnsafeMutablePointer<Stream> { @inline(__always) get { hot.pointee.streams } @inline(__always) set { hot.pointee.streams = newValue } }
+    private var streamCount: Int { @inline(__always) get { hot.pointee.streamCount } @inline(__always) set { hot.pointee.streamCount = newValue } }
+    private var streamCapacity: Int { @inline(__always) get { hot.pointee.streamCapacity } @inline(__always) set { hot.pointee.streamCapacity = newValue } }
+    private var lastStreamKey: Int { @inline(__always) get { hot.pointee.lastStreamKey } @inline(__always) set { hot.pointee.lastStreamKey = newValue } }
+    private var lastStream: Int { @inline(__always) get { hot.pointee.lastStream } @inline(__always) set { hot.pointee.lastStream = newValue } }
+    private var streamClock: UInt64 { @inline(__always) get { hot.pointee.streamClock } @inline(__always) set { hot.pointee.streamClock = newValue } }
+    private var idleClock: UInt64 { @inline(__always) get { hot.pointee.idleClock } @inline(__always) set { hot.pointee.idleClock = newValue } }
+    private var eventsOpened: UInt64 { @inline(__always) get { hot.pointee.eventsOpened } @inline(__always) set { hot.pointee.eventsOpened = newValue } }
+    private var lastKey: (Int, UInt32) { @inline(__always) get { hot.pointee.lastKey } @inline(__always) set { hot.pointee.lastKey = newValue } }
+    private var drainingAll: Bool { @inline(__always) get { hot.pointee.drainingAll } @inline(__always) set { hot.pointee.drainingAll = newValue } }
 
     /// Hand events out in serial order (per node): a complete event waits for the
     /// open ones before it. Offline replay needs it, because the registry it rebuilds
     /// follows the trail; a live reader hands out events as they complete.
     public let ordered: Bool
 
-    public init(timeoutMilliseconds: UInt64 = 2000, windowBits: Int = 12, ordered: Bool = false, sink: @escaping Sink) {
+    public init(timeoutMilliseconds: UInt64 = 2000, laterEvents: UInt64 = 4, windowBits: Int = 12, ordered: Bool = false,
+                sink: @escaping Sink) {
         precondition((4...24).contains(windowBits))
         self.ordered = ordered
+        self.laterEvents = laterEvents
         self.timeoutMilliseconds = timeoutMilliseconds
         self.window = 1 << UInt32(windowBits)
         self.mask = (1 << UInt32(windowBits)) - 1
         self.sink = sink
-        streams = .allocate(capacity: streamCapacity)
+        hot = .allocate(capacity: 1)
+        hot.initialize(to: Hot(streams: .allocate(capacity: 4)))
         lateStorage.initialize(to: EventStorage())
     }
 
@@ -214,6 +257,8 @@ public final class EventAssembler {
         lateStorage.pointee.free()
         lateStorage.deinitialize(count: 1)
         lateStorage.deallocate()
+        hot.deinitialize(count: 1)
+        hot.deallocate()
     }
 
     // MARK: input
@@ -233,7 +278,7 @@ public final class EventAssembler {
 
     /// Adds one record whose header is already scanned.
     public func push(line: UnsafeRawBufferPointer, header h: RecordHeader) {
-        counters.records += 1
+        hot.pointee.counters.records += 1
         let nodeID = h.node.isEmpty ? 0 : internNode(UnsafeRawBufferPointer(rebasing: line[Int(h.node.lowerBound)..<Int(h.node.upperBound)]))
         let si = stream(node: nodeID, daemon: h.type.isDaemonRecord)
         let st = streams + si
@@ -255,16 +300,15 @@ public final class EventAssembler {
             retire(si, force: false)
             return
         }
-        let hash = Self.hash(line)
         guard let slot = admit(si, serial: serial, time: h.time, timeMs: tms) else {
-            handleLate(si, serial: serial, line: line, header: h, hash: hash)
+            handleLate(si, serial: serial, line: line, header: h)
             retire(si, force: false)
             return
         }
-        if slot.pointee.storage.recordCount > 0, slot.pointee.storage.contains(line, hash: hash) {
-            counters.duplicates += 1
+        if slot.pointee.storage.recordCount > 0, slot.pointee.storage.contains(line, header: h) {
+            hot.pointee.counters.duplicates += 1
         } else {
-            slot.pointee.storage.append(line, header: h, hash: hash)
+            slot.pointee.storage.append(line, header: h)
             if h.type.isStandalone, slot.pointee.state == .open { markComplete(si, slot) }
         }
         retire(si, force: false)
@@ -278,12 +322,13 @@ public final class EventAssembler {
         drainingAll = false
     }
 
-    private var drainingAll = false
 
-    /// Moves the stream clock (live sources: wall time), then drains.
+    /// Moves the stream clock and the idle clock (live sources: wall time while idle),
+    /// then drains: an event older than the timeout goes out even with no event after it.
     public func advanceClock(to time: AuditTime) {
         let t = time.totalMilliseconds
         if t > streamClock { streamClock = t }
+        if t > idleClock { idleClock = t }
         drain()
     }
 
@@ -312,16 +357,16 @@ public final class EventAssembler {
 
     @inline(__always)
     private func internNode(_ name: UnsafeRawBufferPointer) -> Int32 {
-        if name.elementsEqual(lastNodeBytes) { return lastNodeID }
+        if name.elementsEqual(hot.pointee.lastNodeBytes) { return hot.pointee.lastNodeID }
         let bytes = Array(name)
         let id: Int32
-        if let known = nodeIDs[bytes] { id = known } else {
-            id = Int32(nodeNames.count)
-            nodeNames.append(bytes)
-            nodeIDs[bytes] = id
+        if let known = hot.pointee.nodeIDs[bytes] { id = known } else {
+            id = Int32(hot.pointee.nodeNames.count)
+            hot.pointee.nodeNames.append(bytes)
+            hot.pointee.nodeIDs[bytes] = id
         }
-        lastNodeBytes = bytes
-        lastNodeID = id
+        hot.pointee.lastNodeBytes = bytes
+        hot.pointee.lastNodeID = id
         return id
     }
 
@@ -329,7 +374,7 @@ public final class EventAssembler {
     private func stream(node: Int32, daemon: Bool) -> Int {
         let key = Int(node) << 1 | (daemon ? 1 : 0)
         if key == lastStreamKey { return lastStream }
-        let s = streamIndex[key] ?? addStream(key: key, node: node, daemon: daemon)
+        let s = hot.pointee.streamIndex[key] ?? addStream(key: key, node: node, daemon: daemon)
         lastStreamKey = key
         lastStream = s
         return s
@@ -346,7 +391,7 @@ public final class EventAssembler {
         let slots = UnsafeMutablePointer<Slot>.allocate(capacity: Int(window))
         slots.initialize(repeating: Slot(), count: Int(window))
         (streams + streamCount).initialize(to: Stream(node: node, tracksGaps: !daemon, slots: slots))
-        streamIndex[key] = streamCount
+        hot.pointee.streamIndex[key] = streamCount
         streamCount += 1
         return streamCount - 1
     }
@@ -390,7 +435,7 @@ public final class EventAssembler {
                 retire(si, force: false, forceBelow: serial &- window &+ 1)
                 if (serial &- st.pointee.base) >= window {
                     // Nothing held between: the whole jump is a gap.
-                    if st.pointee.tracksGaps { counters.lost += Int(serial &- st.pointee.base) }
+                    if st.pointee.tracksGaps { hot.pointee.counters.lost += Int(serial &- st.pointee.base) }
                     st.pointee.retiredAny = true
                     st.pointee.base = serial
                     st.pointee.top = serial &- 1
@@ -412,6 +457,8 @@ public final class EventAssembler {
         slot.pointee.serial = serial
         slot.pointee.state = .open
         slot.pointee.timeMs = timeMs
+        slot.pointee.opened = eventsOpened
+        eventsOpened &+= 1
         slot.pointee.time = time
         if (serial &- st.pointee.top) < 0x8000_0000 { st.pointee.top = serial }
         if (serial &- st.pointee.base) < (st.pointee.emptyUntil &- st.pointee.base) { st.pointee.emptyUntil = serial }
@@ -421,7 +468,7 @@ public final class EventAssembler {
     /// Hands out everything held and starts the window at serial (a resync, no loss counted).
     private func restart(_ si: Int, at serial: UInt32) {
         retire(si, force: true)
-        counters.resyncs += 1
+        hot.pointee.counters.resyncs += 1
         streams[si].base = serial
         streams[si].top = serial &- 1
         streams[si].emptyUntil = serial
@@ -430,25 +477,25 @@ public final class EventAssembler {
     @inline(__always)
     private func markComplete(_ si: Int, _ slot: UnsafeMutablePointer<Slot>) {
         slot.pointee.state = .complete
-        if !ordered { pending.append((si, slot.pointee.serial)) }
+        if !ordered { hot.pointee.pending.append((si, slot.pointee.serial)) }
     }
 
     @inline(__always)
     private func flushPending() {
-        guard !pending.isEmpty else { return }
-        for (si, serial) in pending {
+        guard !hot.pointee.pending.isEmpty else { return }
+        for (si, serial) in hot.pointee.pending {
             let slot = streams[si].slots + Int(serial & mask)
             guard slot.pointee.serial == serial, slot.pointee.state == .complete else { continue }
             emit(si, slot)
         }
-        pending.removeAll(keepingCapacity: true)
+        hot.pointee.pending.removeAll(keepingCapacity: true)
     }
 
     private func emit(_ si: Int, _ slot: UnsafeMutablePointer<Slot>) {
-        counters.events += 1
+        hot.pointee.counters.events += 1
         withUnsafeMutablePointer(to: &slot.pointee.storage) { storage in
             sink(AuditEventView(storage: UnsafePointer(storage), node: streams[si].node, serial: slot.pointee.serial,
-                                time: slot.pointee.time, isLate: false, nodeNames: nodeNames))
+                                time: slot.pointee.time, isLate: false, nodeNames: hot.pointee.nodeNames))
         }
         // The records stay to recognise duplicates while the slot keeps this serial.
         slot.pointee.state = .done
@@ -474,7 +521,12 @@ public final class EventAssembler {
                     // Complete: out once the stream has moved on (a CONTAINER_ID may still follow).
                     guard force || drainingAll || lastKey.0 != si || lastKey.1 != base else { return }
                     emit(si, slot)
-                case .open, .complete:
+                case .open:
+                    let due = slot.pointee.timeMs &+ timeoutMilliseconds
+                    guard force || due <= idleClock
+                        || (due <= clock && eventsOpened &- slot.pointee.opened > laterEvents) else { return }
+                    emit(si, slot)
+                case .complete:
                     guard force || slot.pointee.timeMs &+ timeoutMilliseconds <= clock else { return }
                     emit(si, slot)
                 }
@@ -511,49 +563,34 @@ public final class EventAssembler {
             s.pointee.state = .lost
             k &+= 1
         }
-        if st.pointee.tracksGaps { counters.lost += Int(j &- base) }
+        if st.pointee.tracksGaps { hot.pointee.counters.lost += Int(j &- base) }
         st.pointee.retiredAny = true
         st.pointee.base = j
         st.pointee.emptyUntil = j
         return true
     }
 
-    private func handleLate(_ si: Int, serial: UInt32, line: UnsafeRawBufferPointer, header h: RecordHeader, hash: UInt64) {
+    private func handleLate(_ si: Int, serial: UInt32, line: UnsafeRawBufferPointer, header h: RecordHeader) {
         let slot = streams[si].slots + Int(serial & mask)
-        if slot.pointee.serial == serial, slot.pointee.state == .done, slot.pointee.storage.contains(line, hash: hash) {
-            counters.duplicates += 1
+        if slot.pointee.serial == serial, slot.pointee.state == .done, slot.pointee.storage.contains(line, header: h) {
+            hot.pointee.counters.duplicates += 1
             return
         }
         if slot.pointee.serial == serial, slot.pointee.state == .lost, streams[si].tracksGaps {
             // Counted lost, but here it is.
-            counters.lost -= 1
+            hot.pointee.counters.lost -= 1
             slot.pointee.state = .done
         }
         if slot.pointee.serial == serial, slot.pointee.state == .done {
             // Keep it so that a repeat of this late record is recognised as a duplicate.
-            slot.pointee.storage.append(line, header: h, hash: hash)
+            slot.pointee.storage.append(line, header: h)
         }
-        counters.late += 1
+        hot.pointee.counters.late += 1
         lateStorage.pointee.reset()
-        lateStorage.pointee.append(line, header: h, hash: hash)
-        counters.events += 1
+        lateStorage.pointee.append(line, header: h)
+        hot.pointee.counters.events += 1
         sink(AuditEventView(storage: UnsafePointer(lateStorage), node: streams[si].node, serial: serial, time: h.time,
-                            isLate: true, nodeNames: nodeNames))
-    }
-
-    @inline(__always)
-    static func hash(_ b: UnsafeRawBufferPointer) -> UInt64 {
-        // FNV-1a style over 8-byte words: enough to skip most comparisons, not cryptographic.
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(b.count)
-        var i = 0
-        let n = b.count
-        while i + 8 <= n {
-            h = (h ^ b.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x100_0000_01b3
-            h ^= h >> 29
-            i += 8
-        }
-        while i < n { h = (h ^ UInt64(b[i])) &* 0x100_0000_01b3; i += 1 }
-        return h
+                            isLate: true, nodeNames: hot.pointee.nodeNames))
     }
 }
 
@@ -574,4 +611,25 @@ public struct AuditEvent: Sendable, Equatable {
     }
 
     public func first(_ type: AuditRecordType) -> AuditRecord? { records.first { $0.type == type } }
+}
+
+/// The records of an event, borrowed (`AuditEventView`) or owned (`AuditEvent`): what
+/// annotation and output read, so one implementation serves the live and the cold path.
+public protocol AuditRecordSequence {
+    var recordCount: Int { get }
+    /// The header of record i (offsets relative to the record's own line).
+    func header(_ i: Int) -> RecordHeader
+    /// The bytes of record i, borrowed.
+    func withRecordBytes<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+}
+
+extension AuditEventView: AuditRecordSequence {}
+
+extension AuditEvent: AuditRecordSequence {
+    public var recordCount: Int { records.count }
+    public func header(_ i: Int) -> RecordHeader { records[i].header }
+    @inlinable
+    public func withRecordBytes<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try records[i].text.withUnsafeBytes(body)
+    }
 }

@@ -85,18 +85,21 @@ public enum RecordScanner {
         else { return .failure(AuditParseError(.missingType, column: p + 1)) }
         p += 5
         let nameStart = p
+        // Validated and hashed in one pass (the table's FNV-1a), looked up without a second pass.
+        var h: UInt64 = AuditRecordTypeTable.hashSeed
         while p < n {
             let c = base[p]
             if c == UInt8(ascii: " ") { break }
-            let ok = (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z")) || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+            let ok = (c &- UInt8(ascii: "A")) < 26 || (c &- UInt8(ascii: "0")) < 10
                 || c == UInt8(ascii: "_") || c == UInt8(ascii: "[") || c == UInt8(ascii: "]")
             guard ok else { return .failure(AuditParseError(.badTypeName, column: p + 1)) }
+            h = (h ^ UInt64(c)) &* AuditRecordTypeTable.hashPrime
             p += 1
         }
         guard p > nameStart else { return .failure(AuditParseError(.badTypeName, column: p + 1)) }
         let name = UnsafeRawBufferPointer(start: base + nameStart, count: p - nameStart)
         let type: AuditRecordType
-        if let t = AuditRecordTypeTable.shared.lookup(name) {
+        if let t = AuditRecordTypeTable.shared.lookup(name, hash: h) {
             type = AuditRecordType(rawValue: t)
         } else if let t = unknownNumber(name) {
             type = AuditRecordType(rawValue: t)
@@ -107,16 +110,22 @@ public enum RecordScanner {
             type = AuditRecordType(rawValue: 0)
         }
         // " msg=audit("
-        let lit: StaticString = " msg=audit("
-        let litCount = lit.utf8CodeUnitCount
-        guard p + litCount <= n, memcmp(base + p, lit.utf8Start, litCount) == 0 else {
+        // " msg=audit(" as one 8-byte and one 4-byte compare (the second overlaps by one byte).
+        let litCount = 11
+        guard p + litCount <= n,
+              UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self) == Self.msgAudit8,
+              UnsafeRawPointer(base + p + 7).loadUnaligned(as: UInt32.self) == Self.msgAudit4 else {
             return .failure(AuditParseError(.missingTimestamp, column: p + 1))
         }
         p += litCount
         let stamp: (time: AuditTime, serial: UInt32, colon: Bool)
-        switch parseStamp(base, &p, n) {
-        case .success(let v): stamp = v
-        case .failure(let e): return .failure(e)
+        if let fast = parseKernelStamp(base, &p, n) {
+            stamp = fast
+        } else {
+            switch parseStamp(base, &p, n) {
+            case .success(let v): stamp = v
+            case .failure(let e): return .failure(e)
+            }
         }
         // The body ends at the first 0x1D (ENRICHED part), if any.
         var end = n
@@ -127,6 +136,59 @@ public enum RecordScanner {
             type: type, node: node, typeName: Int32(nameStart)..<Int32(nameStart + name.count),
             time: stamp.time, serial: stamp.serial,
             hasColon: stamp.colon, bodyStart: Int32(p), bodyEnd: Int32(end), length: Int32(n)))
+    }
+
+    /// " msg=aud" and "dit(" as little-endian words (literals: a static let costs a once-check per use).
+    static let msgAudit8: UInt64 = 0x6475_613D_6773_6D20
+    static let msgAudit4: UInt32 = 0x2874_6964
+
+    /// Eight ASCII digits at p as a number, or nil when one is not a digit (SWAR, as simdjson).
+    @inline(__always)
+    static func eightDigits(_ p: UnsafePointer<UInt8>) -> UInt64? {
+        let x = UnsafeRawPointer(p).loadUnaligned(as: UInt64.self)
+        // Every byte in 0x30...0x39: high nibble 3, and adding 6 keeps it 3.
+        guard x & 0xF0F0_F0F0_F0F0_F0F0 == 0x3030_3030_3030_3030,
+              (x &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0 == 0x3030_3030_3030_3030 else { return nil }
+        var v = x &- 0x3030_3030_3030_3030
+        v = (v &* 10) &+ (v >> 8)
+        v = (((v & 0x0000_00FF_0000_00FF) &* (100 &+ (1_000_000 << 32)))
+             &+ (((v >> 16) & 0x0000_00FF_0000_00FF) &* (1 &+ (10_000 << 32)))) >> 32
+        return v
+    }
+
+    /// The stamp as the kernel prints it (`SECONDS.MMM:SERIAL)` then `:`), or nil, leaving p
+    /// as it was, for anything else: `parseStamp` then says what is wrong, or takes the
+    /// forms without the colon. The hot path: no error values built.
+    @inline(__always)
+    static func parseKernelStamp(_ base: UnsafePointer<UInt8>, _ p: inout Int, _ n: Int) -> (time: AuditTime, serial: UInt32, colon: Bool)? {
+        var q = p
+        var seconds: UInt64 = 0
+        guard q < n, base[q] &- UInt8(ascii: "1") < 9 else { return nil }  // no leading zero
+        // Today's stamps have 10 digits of seconds: 8 at once, the rest one by one.
+        if q + 8 < n, let high = eightDigits(base + q) { seconds = high; q += 8 }
+        while q < n, q - p < 19 {
+            let d = base[q] &- UInt8(ascii: "0")
+            if d >= 10 { break }
+            seconds = seconds &* 10 &+ UInt64(d)
+            q += 1
+        }
+        guard q + 5 < n, base[q] == UInt8(ascii: "."), base[q + 4] == UInt8(ascii: ":") else { return nil }
+        let m0 = base[q + 1] &- UInt8(ascii: "0"), m1 = base[q + 2] &- UInt8(ascii: "0"), m2 = base[q + 3] &- UInt8(ascii: "0")
+        guard m0 < 10, m1 < 10, m2 < 10 else { return nil }
+        q += 5
+        let serStart = q
+        guard base[q] &- UInt8(ascii: "1") < 9 || (base[q] == UInt8(ascii: "0") && q + 1 < n && base[q + 1] == UInt8(ascii: ")")) else { return nil }
+        var serial: UInt64 = 0
+        while q < n, q - serStart < 10 {
+            let d = base[q] &- UInt8(ascii: "0")
+            if d >= 10 { break }
+            serial = serial &* 10 &+ UInt64(d)
+            q += 1
+        }
+        guard serial <= UInt64(UInt32.max), q + 1 < n, base[q] == UInt8(ascii: ")"), base[q + 1] == UInt8(ascii: ":") else { return nil }
+        p = q + 2
+        let ms = UInt16(m0) &* 100 &+ UInt16(m1) &* 10 &+ UInt16(m2)
+        return (AuditTime(seconds: seconds, milliseconds: ms), UInt32(serial), true)
     }
 
     /// `SECONDS.MMM:SERIAL)` and an optional `:` from p (just after `audit(`); leaves p after them.

@@ -1,7 +1,6 @@
-// Attaches container IDs to an assembled event, in the records of SPEC §6:
-// the SYSCALL record (or a user message) of a task with an ID gets ` record=N`
-// and a CONTAINER_ID record `record=N contid=<chain>` joins the event; so does
-// each OBJ_PID target (signals, ptrace) with an ID.
+// Attaches container IDs to an owned event, in the records of SPEC §6: the cold
+// path (offline attribution, tests). The live path keeps the event borrowed and
+// the same `EventAnnotation` beside it.
 
 import AuditCodec
 import ContainerEngine
@@ -10,97 +9,19 @@ public enum EventAnnotator {
     /// The task an event is about: the pid of its SYSCALL record, or of a user message.
     public static func taskPID(of event: AuditEvent) -> Int32? {
         if let s = event.first(.syscall) { return s.pid }
-        if let r = event.records.first, isUserMessage(r.type) { return r.pid }
+        if let r = event.records.first, r.type.isUserMessage { return r.pid }
         return nil
-    }
-
-    /// Types a user-space program sends through the kernel (AUDIT_USER, 1100-1199, 2100-2999),
-    /// other than contid's own records.
-    public static func isUserMessage(_ t: AuditRecordType) -> Bool {
-        let v = t.rawValue
-        return v == 1005 || (1100...1199).contains(v) || ((2100...2999).contains(v) && !(2900...2999).contains(v))
     }
 
     /// The annotated event and the task's chain text (nil when the task has no ID).
     /// An event that already carries CONTAINER_ID records (a contid log read back) is
     /// left as it is, and its chain is taken from them.
     public static func annotate(_ event: AuditEvent, registry: ContainerRegistry) -> (event: AuditEvent, contid: String?) {
-        guard let template = event.records.first else { return (event, nil) }
-        var task: Int? = nil
-        var hasObjects = false
-        for (i, r) in event.records.enumerated() {
-            switch r.type {
-            case .containerID: return (event, existingChain(event))
-            case .syscall where task == nil: task = i
-            case .objPID: hasObjects = true
-            default: break
-            }
-        }
-        if task == nil, isUserMessage(template.type) { task = 0 }
+        let annotation = EventAnnotation()
+        annotation.plan(event) { registry.chainBytes(of: $0) }
+        guard !annotation.isEmpty else { return (event, annotation.chain) }
         var out = event
-        out.records.reserveCapacity(event.records.count + 1 + (hasObjects ? 2 : 0))
-        var n = 0
-        var taskChain: String? = nil
-        var body: [UInt8] = []
-        func link(_ index: Int, pid: Int32) -> Bool {
-            body.removeAll(keepingCapacity: true)
-            guard registry.appendAnnotation(record: n + 1, pid: pid, to: &body) else { return false }
-            n += 1
-            out.records[index] = appending(record: n, to: out.records[index])
-            out.records.append(containerIDRecord(like: template, body: body))
-            return true
-        }
-        if let t = task, let pid = event.records[t].pid, link(t, pid: pid) {
-            taskChain = registry.chainBytes(of: pid).map { String(decoding: $0, as: UTF8.self) }
-        }
-        if hasObjects {
-            for i in event.records.indices where event.records[i].type == .objPID {
-                if let opid = event.records[i]["opid"].flatMap({ Int32($0) }) { _ = link(i, pid: opid) }
-            }
-        }
-        return (n == 0 ? event : out, taskChain)
-    }
-
-    /// The chain of an already annotated event: the CONTAINER_ID linked to record=1, else the first.
-    static func existingChain(_ event: AuditEvent) -> String? {
-        let ids = event.records.filter { $0.type == .containerID }
-        let linked = ids.first { $0["record"] == "1" } ?? ids.first
-        return linked?["contid"]
-    }
-
-    /// `[node=N ]type=CONTAINER_ID msg=audit(T:S): <body>`, stamped like `template`.
-    static func containerIDRecord(like template: AuditRecord, body: [UInt8]) -> AuditRecord {
-        let h = template.header
-        var text: [UInt8] = []
-        text.reserveCapacity(64 + body.count)
-        if !h.node.isEmpty { text += template.text[0..<Int(h.typeName.lowerBound)] } else { text += "type=".utf8 }
-        text += "CONTAINER_ID".utf8
-        text += template.text[Int(h.typeName.upperBound)..<Int(h.bodyStart)]
-        if !h.hasColon { text.append(UInt8(ascii: ":")) }
-        text.append(UInt8(ascii: " "))
-        let bodyStart = text.count - 1
-        text += body
-        // The header is the template's, moved: no need to scan the line again.
-        let typeStart = Int(h.typeName.lowerBound)
-        let header = RecordHeader(
-            type: .containerID, node: h.node, typeName: Int32(typeStart)..<Int32(typeStart + 12),
-            time: h.time, serial: h.serial, hasColon: true,
-            bodyStart: Int32(bodyStart), bodyEnd: Int32(text.count), length: Int32(text.count))
-        return AuditRecord(text: text, header: header)
-    }
-
-    /// A record with ` record=N` appended to its body (before an ENRICHED part, if any).
-    static func appending(record n: Int, to r: AuditRecord) -> AuditRecord {
-        var text: [UInt8] = []
-        text.reserveCapacity(r.text.count + 12)
-        text += r.text[0..<Int(r.header.bodyEnd)]
-        text += " record=".utf8
-        text += String(n).utf8
-        text += r.text[Int(r.header.bodyEnd)...]
-        var header = r.header
-        let grown = Int32(text.count - r.text.count)
-        header.bodyEnd += grown
-        header.length += grown
-        return AuditRecord(text: text, header: header)
+        out.records = annotation.records(of: event)
+        return (out, annotation.chain)
     }
 }

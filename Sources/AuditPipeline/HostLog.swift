@@ -34,13 +34,12 @@ public enum HostLogFlush: String, CaseIterable, Sendable {
 public enum HostLogForm {
     /// A record contid sent through the kernel as a user message comes back as
     /// `pid=OURS uid=0 auid=.. ses=.. msg='op=set ...'`. For records of contid's own
-    /// types (2900-2907) from `ownPID`, the log gets the SPEC §6 form
+    /// types (`isContidOwnRecord`: 2900-2908 but CONTAINER_ID) from `ownPID`, the log gets the SPEC §6 form
     /// `type=CONTAINER_OP msg=audit(T:S): op=set ...`: the kernel's time and serial,
     /// the text contid wrote. Anything else (another sender of these types) is nil
     /// and stays as the kernel wrote it.
     public static func unwrapOwnRecord(_ record: AuditRecord, ownPID: Int32) -> AuditRecord? {
-        let t = record.type.rawValue
-        guard (2900...2907).contains(t), t != AuditRecordType.containerID.rawValue else { return nil }
+        guard record.type.isContidOwnRecord else { return nil }
         guard let text = unwrappedText(record.body, ownPID: ownPID) else { return nil }
         return AuditRecord.make(type: record.type, time: record.time, serial: record.serial, body: text,
                                 node: record.node)
@@ -167,6 +166,7 @@ public final class HostLogWriter {
     private var fd: Int32 = -1
     private var size = 0
     private var buffer: [UInt8] = []
+    private var scratch: [UInt8] = []
     private var recordsSinceSync = 0
     private var names = AccountNames()
     public private(set) var recordsWritten = 0
@@ -220,12 +220,44 @@ public final class HostLogWriter {
         eventsWritten += 1
     }
 
-    /// Buffers the lines (rotating first when they would pass the size limit). A
-    /// failure to write or rotate is thrown after the lines are buffered: they are
-    /// written by a later flush, unless the buffer is full (then they are dropped
-    /// and counted).
+    /// Writes a borrowed event with its annotation: RAW lines go straight into the
+    /// buffer (nothing allocated); ENRICHED ones are built from an owned copy.
+    public func write(_ event: AuditEventView, annotation: EventAnnotation) throws {
+        guard format == .raw else {
+            try write(annotation.makeEvent(event))
+            return
+        }
+        var bytes = 0
+        var lines = 0
+        annotation.forEachLine(of: event, scratch: &scratch) { a, b, c in
+            bytes += a.count + b.count + c.count + 1
+            lines += 1
+        }
+        try write(bytes: bytes, lines: lines) {
+            annotation.forEachLine(of: event, scratch: &scratch) { a, b, c in
+                buffer.append(contentsOf: a)
+                if !b.isEmpty { buffer.append(contentsOf: b) }
+                if !c.isEmpty { buffer.append(contentsOf: c) }
+                buffer.append(0x0A)
+            }
+        }
+        eventsWritten += 1
+    }
+
     private func write(lines: [[UInt8]]) throws {
-        let bytes = lines.reduce(0) { $0 + $1.count + 1 }
+        try write(bytes: lines.reduce(0) { $0 + $1.count + 1 }, lines: lines.count) {
+            for l in lines {
+                buffer += l
+                buffer.append(0x0A)
+            }
+        }
+    }
+
+    /// Buffers `lines` lines of `bytes` bytes with `append` (rotating first when they
+    /// would pass the size limit). A failure to write or rotate is thrown after the
+    /// lines are buffered: they are written by a later flush, unless the buffer is full
+    /// (then they are dropped and counted).
+    private func write(bytes: Int, lines: Int, append: () -> Void) throws {
         var failure: Error?
         if fd >= 0, maxFileBytes > 0, numLogs > 1, size + buffer.count > 0, size + buffer.count + bytes > maxFileBytes {
             do {
@@ -234,14 +266,11 @@ public final class HostLogWriter {
             } catch { failure = error }
         }
         if buffer.count + bytes > maxBufferBytes {
-            recordsDropped += lines.count
+            recordsDropped += lines
         } else {
-            for l in lines {
-                buffer += l
-                buffer.append(0x0A)
-            }
-            recordsWritten += lines.count
-            recordsSinceSync += lines.count
+            append()
+            recordsWritten += lines
+            recordsSinceSync += lines
         }
         if failure == nil, buffer.count >= 1 << 20 {
             do { try flush() } catch { failure = error }
@@ -342,4 +371,11 @@ public final class HostLogWriter {
 
     /// Bytes in the current file (written and buffered).
     public var currentSize: Int { size + buffer.count }
+}
+
+/// The host log is the pipeline's first sink.
+extension HostLogWriter: EventSink {
+    public func accept(_ event: AuditEventView, annotation: EventAnnotation) throws {
+        try write(event, annotation: annotation)
+    }
 }

@@ -1,5 +1,6 @@
-// Offline replay of audit logs: lines -> records -> events -> output.
-// Bad lines are reported as FILE:LINE: what is wrong, and skipped.
+// Offline replay of audit logs on the event pipeline: lines -> records -> events
+// -> attribution -> output sinks. Bad lines are reported as FILE:LINE: what is
+// wrong, and skipped.
 
 import AuditCodec
 
@@ -21,13 +22,19 @@ public struct ReplaySummary: Sendable, Equatable {
 /// Where replay output and diagnostics go; tests collect them in memory.
 public protocol ReplayOutput: AnyObject {
     func write(_ text: String)
+    /// Output as bytes (the raw form's hot path); by default passed on as text.
+    func write(bytes: UnsafeRawBufferPointer)
     func diagnostic(_ text: String)
+}
+
+extension ReplayOutput {
+    public func write(bytes: UnsafeRawBufferPointer) { write(String(decoding: bytes, as: UTF8.self)) }
 }
 
 public final class Replay {
     public let format: ReplayFormat
     private let output: ReplayOutput
-    private var assembler: EventAssembler!
+    public let pipeline: EventPipeline
     private var summary = ReplaySummary()
     /// Rebuilds the registry from the trail and attributes each event; nil leaves
     /// events as read (the summary form needs no attribution).
@@ -37,11 +44,16 @@ public final class Replay {
                 attributor: TrailAttributor? = nil) {
         self.format = format
         self.output = output
-        self.attributor = attributor ?? (format == .summary ? nil : TrailAttributor())
-        let needsEvents = format != .summary || attributor != nil
-        assembler = EventAssembler(timeoutMilliseconds: timeoutMilliseconds, ordered: true) { [unowned self] view in
-            if needsEvents { self.handle(view.makeEvent()) }
+        let attributor = attributor ?? (format == .summary ? nil : TrailAttributor())
+        self.attributor = attributor
+        let sinks: [EventSink]
+        switch format {
+        case .summary: sinks = []
+        case .raw: sinks = [RawLinesSink(output: output)]
+        case .json: sinks = [JSONLinesSink(output: output)]
         }
+        pipeline = EventPipeline(timeoutMilliseconds: timeoutMilliseconds, ordered: true,
+                                 attribution: attributor.map { TrailAttribution($0) }, sinks: sinks)
     }
 
     /// Reads one file ("-" = standard input) into the replay; `progress` is told the
@@ -53,7 +65,7 @@ public final class Replay {
             reader.onChunk = { progress($0, size) }
         }
         // Hot loop: hold the assembler in a local so the loop does no reference counting.
-        let assembler: EventAssembler = self.assembler
+        let assembler = pipeline.eventAssembler
         var comments = 0
         try reader.forEachLine { line, number in
             guard let first = line.first else { return }
@@ -69,20 +81,22 @@ public final class Replay {
     public func feed(line: UnsafeRawBufferPointer, path: String, lineNumber: Int) {
         guard let first = line.first else { return }
         if first == UInt8(ascii: "#") { summary.comments += 1; return }
-        if let error = assembler.push(line: line) { reportError(error, path: path, lineNumber: lineNumber) }
+        if let error = pipeline.push(line: line) { reportError(error, path: path, lineNumber: lineNumber) }
     }
 
     private func reportError(_ error: AuditParseError, path: String, lineNumber: Int) {
         summary.errors += 1
+        try? pipeline.flush()  // the events before the bad line are written before its report
         output.diagnostic("\(path):\(lineNumber): \(error)")
     }
 
     /// Ends the input: hands out every held event and returns the counts.
     @discardableResult
     public func finish() -> ReplaySummary {
-        assembler.finish()
+        pipeline.finish()
         attributor?.finish()
-        let c = assembler.counters
+        try? pipeline.flush()
+        let c = pipeline.counters
         summary.records = c.records
         summary.events = c.events
         summary.lost = c.lost
@@ -90,24 +104,5 @@ public final class Replay {
         return summary
     }
 
-    public var counters: AssemblyCounters { assembler.counters }
-
-    private func handle(_ event: AuditEvent) {
-        var event = event
-        var contid: String? = nil
-        if let attributor {
-            (event, contid) = attributor.attribute(event)
-            _ = attributor.registry.takeRecords()  // the trail already has the daemon's records
-        } else {
-            contid = EventAnnotator.existingChain(event)
-        }
-        switch format {
-        case .summary: break
-        case .json: output.write(EventJSON.encode(event, contid: contid) + "\n")
-        case .raw:
-            var s = ""
-            for r in event.records { s += r.line; s += "\n" }
-            output.write(s)
-        }
-    }
+    public var counters: AssemblyCounters { pipeline.counters }
 }

@@ -71,6 +71,16 @@ final class StandardOutput: ReplayOutput {
         buffer.append(contentsOf: text.utf8)
         if buffer.count >= 1 << 20 { flush() }
     }
+    func write(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count < 1 << 16 else {
+            // A sink's whole chunk: written as it is, not copied once more.
+            flush()
+            writeAll(bytes)
+            return
+        }
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 20 { flush() }
+    }
     func diagnostic(_ text: String) {
         flush()
         var line = text
@@ -79,15 +89,16 @@ final class StandardOutput: ReplayOutput {
     }
     func flush() {
         guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { p in
-            var off = 0
-            while off < p.count {
-                let n = Glibc.write(1, p.baseAddress! + off, p.count - off)
-                if n <= 0 { if errno == EINTR { continue }; return }
-                off += n
-            }
-        }
+        buffer.withUnsafeBytes { writeAll($0) }
         buffer.removeAll(keepingCapacity: true)
+    }
+    private func writeAll(_ p: UnsafeRawBufferPointer) {
+        var off = 0
+        while off < p.count {
+            let n = Glibc.write(1, p.baseAddress! + off, p.count - off)
+            if n <= 0 { if errno == EINTR { continue }; return }
+            off += n
+        }
     }
     deinit { flush() }
 }
