@@ -270,7 +270,7 @@ public final class Daemon {
 
     /// `processes=N containers=N events=N written=N ... kernel_lost=N` (lost counts are since start).
     func statusLine() -> String {
-        let c = events.assembler.counters
+        let c = events.assemblyCounters
         let e = events.counters
         let s = server?.counters ?? RegistrationServer.Counters()
         return "processes=\(registry.processCount) containers=\(registry.containerCount) records=\(c.records) events=\(e.eventsSeen)"
@@ -286,7 +286,7 @@ public final class Daemon {
     }
 
     private func reportLosses(always: Bool) {
-        let c = events.assembler.counters
+        let c = events.assemblyCounters
         let overruns = source.socketOverruns
         let line = "losses: kernel_lost=\(kernelLost &- kernelLostAtStart) sequence_gaps=\(c.lost) socket_overruns=\(overruns) connector_overruns=\(tracker.connectorGaps)"
         if always || line != lastReport, always || kernelLost != kernelLostAtStart || c.lost > 0 || overruns > 0 || tracker.connectorGaps > 0 {

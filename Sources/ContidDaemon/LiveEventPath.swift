@@ -4,9 +4,10 @@ import ContainerEngine
 import LinuxAudit
 
 /// The live path of one batch of records: the proc connector drained first (every
-/// FORK behind a record is known by then), then assembled into events, attributed
-/// from the registry, filtered by the rules, written to the host log. Records of
-/// contid's own come back here and are settled with the ledger.
+/// FORK behind a record is known by then), then the shared `EventPipeline`:
+/// assembled, attributed from the registry (`LiveAttribution`), filtered by the
+/// rules (`ContainerRuleStep`), written to the host log sink. Events stay borrowed
+/// from the batch to the sink: nothing is allocated per event in the steady state.
 final class LiveEventPath {
     struct Counters: Equatable {
         var eventsSeen = 0
@@ -16,37 +17,46 @@ final class LiveEventPath {
         var writeErrors = 0
     }
 
-    private let registry: ContainerRegistry
     private let tracker: ProcessTracker
-    private let ledger: OwnRecordLedger
     private let log: HostLogWriter
     private let clock: TimeSource
     private let graceMilliseconds: UInt64
-    private let ownPID: Int32
-    var ruleFilter = ContainerRuleFilter()
-    private(set) var assembler: EventAssembler!
+    private let attribution: LiveAttribution
+    private let ruleStep: ContainerRuleStep
+    private(set) var pipeline: EventPipeline!
     /// The newest record time of this machine's stream (ms): releases held exits.
     private(set) var streamMs: UInt64 = 0
-    private(set) var counters = Counters()
-    private let trackingKeyBytes = Array(" key=\"\(AuditRule.trackingKey)\"".utf8)
+    private var writeErrors = 0
 
     init(registry: ContainerRegistry, tracker: ProcessTracker, ledger: OwnRecordLedger, log: HostLogWriter,
          clock: TimeSource, graceMilliseconds: Int, ownPID: Int32) {
-        self.registry = registry
         self.tracker = tracker
-        self.ledger = ledger
         self.log = log
         self.clock = clock
         self.graceMilliseconds = UInt64(graceMilliseconds)
-        self.ownPID = ownPID
-        assembler = EventAssembler(timeoutMilliseconds: 2000) { [unowned self] view in self.handle(view) }
+        attribution = LiveAttribution(registry: registry, tracker: tracker, ledger: ledger, ownPID: ownPID)
+        ruleStep = ContainerRuleStep(rules: ContainerRuleFilter()) { registry.chain(of: $0) }
+        pipeline = EventPipeline(timeoutMilliseconds: 2000, attribution: attribution, filter: ruleStep, sinks: [log])
+        pipeline.onSinkError = { [unowned self] in countWriteError($0) }
+    }
+
+    var ruleFilter: ContainerRuleFilter {
+        get { ruleStep.rules }
+        set { ruleStep.rules = newValue }
+    }
+
+    var assemblyCounters: AssemblyCounters { pipeline.counters }
+
+    var counters: Counters {
+        Counters(eventsSeen: pipeline.events, trackingEvents: attribution.trackingEvents,
+                 eventsFiltered: pipeline.eventsFiltered, writeErrors: writeErrors)
     }
 
     /// Drains the connector, then assembles the batch's records (and empties it).
     func process(_ batch: RecordBatch) {
         guard !batch.isEmpty else { return }
         tracker.drain()
-        let assembler = self.assembler!
+        let pipeline = self.pipeline!
         // The stream clock moves only on this machine's records (no node=) and never past
         // the local clock by more than grace + 1 s (a remote clock, or ours stepped back:
         // a record from "the future" would release every held exit at once).
@@ -57,83 +67,83 @@ final class LiveEventPath {
             case .success(let h):
                 let t = h.time.totalMilliseconds
                 if t > streamMs, t <= limit, h.node.isEmpty, !h.type.isDaemonRecord { streamMs = t }
-                assembler.push(line: line, header: h)
+                pipeline.push(line: line, header: h)
             case .failure(let e):
                 Log.warning("unreadable record (\(e)): \(String(decoding: line.prefix(120), as: UTF8.self))")
             }
         }
         batch.removeAll()
-        assembler.drain()
+        pipeline.drain()
     }
 
     /// The stream is idle: events still open are completed by the wall clock.
     func advanceIdleClock() {
         let wall = clock.wallMilliseconds
-        assembler.advanceClock(to: AuditTime(seconds: wall / 1000, milliseconds: UInt16(wall % 1000)))
+        pipeline.advanceClock(to: AuditTime(seconds: wall / 1000, milliseconds: UInt16(wall % 1000)))
     }
 
-    func finish() { assembler.finish() }
+    func finish() { pipeline.finish() }
 
-    private func handle(_ view: AuditEventView) {
-        counters.eventsSeen += 1
-        var syscallIndex = -1
-        for i in 0..<view.recordCount where view.header(i).type == .syscall {
-            syscallIndex = i
-            break
-        }
-        if syscallIndex >= 0 {
-            let h = view.header(syscallIndex)
-            var pid: Int32 = 0, ppid: Int32 = 0
-            var tracking = false
-            view.withRecordBytes(syscallIndex) { bytes in
-                let body = UnsafeRawBufferPointer(rebasing: bytes[Int(h.bodyStart)..<Int(h.bodyEnd)])
-                pid = Int32(truncatingIfNeeded: FieldScan.integer(" pid=", in: body) ?? 0)
-                ppid = Int32(truncatingIfNeeded: FieldScan.integer(" ppid=", in: body) ?? 0)
-                tracking = FieldScan.contains(trackingKeyBytes, in: body)
-            }
-            if pid > 0, registry.chainBytes(of: pid) == nil, registry.process(pid) == nil {
-                tracker.discover(pid: pid, ppid: ppid)
-            }
-            if tracking {
-                counters.trackingEvents += 1
-                return
-            }
-        }
-        var event = view.makeEvent()
-        if syscallIndex < 0, let first = event.records.first, (2900...2908).contains(first.type.rawValue) {
-            if let own = HostLogForm.unwrapOwnRecord(first, ownPID: ownPID) {
-                guard ledger.cameBack(own) else { return }
-                event.records[0] = own
-                write(event)
-                return
-            }
-        }
-        let annotated = EventAnnotator.annotate(event, registry: registry)
-        if !ruleFilter.isEmpty, let s = event.first(.syscall), let pid = s.pid {
-            if !ruleFilter.admits(key: s.key, chain: registry.chain(of: pid)) {
-                counters.eventsFiltered += 1
-                return
-            }
-        }
-        write(annotated.event)
-    }
-
-    func write(_ event: AuditEvent) {
-        do { try log.write(event) } catch { countWriteError(error) }
-    }
-
+    /// contid's own record written directly (not through the kernel).
     func write(_ record: AuditRecord) {
         do { try log.write(record) } catch { countWriteError(error) }
     }
 
     func flush() {
-        do { try log.flush() } catch { countWriteError(error) }
+        do { try pipeline.flush() } catch { countWriteError(error) }
     }
 
     private func countWriteError(_ error: any Error) {
-        counters.writeErrors += 1
-        if counters.writeErrors == 1 || counters.writeErrors % 1000 == 0 {
-            Log.error("host log: \(error) (\(counters.writeErrors) write errors)")
+        writeErrors += 1
+        if writeErrors == 1 || writeErrors % 1000 == 0 {
+            Log.error("host log: \(error) (\(writeErrors) write errors)")
         }
     }
+}
+
+/// Attribution on the live stream: chains from the registry the tracker keeps exact.
+/// A task seen first in a record (its FORK was lost) is discovered from the record's
+/// `ppid=`; tracking-rule events only feed state; contid's own records coming back
+/// through the kernel are unwrapped to their SPEC form and settled with the ledger.
+final class LiveAttribution: EventAttribution {
+    let registry: ContainerRegistry
+    private let tracker: ProcessTracker
+    private let ledger: OwnRecordLedger
+    private let ownPID: Int32
+    private(set) var trackingEvents = 0
+    private let trackingKey = Array("\"\(AuditRule.trackingKey)\"".utf8)
+
+    init(registry: ContainerRegistry, tracker: ProcessTracker, ledger: OwnRecordLedger, ownPID: Int32) {
+        self.registry = registry
+        self.tracker = tracker
+        self.ledger = ledger
+        self.ownPID = ownPID
+    }
+
+    func observe(_ event: AuditEventView, annotation: EventAnnotation) -> Bool {
+        let count = event.recordCount
+        for i in 0..<count where event.header(i).type == .syscall {
+            let h = event.header(i)
+            let tracking: Bool = event.withRecordBytes(i) { line in
+                let body = UnsafeRawBufferPointer(rebasing: line[Int(h.bodyStart)..<Int(h.bodyEnd)])
+                let pid = Int32(truncatingIfNeeded: FieldScanner.integer("pid", in: body) ?? 0)
+                if pid > 0, registry.chainBytes(of: pid) == nil, registry.process(pid) == nil {
+                    tracker.discover(pid: pid, ppid: Int32(truncatingIfNeeded: FieldScanner.integer("ppid", in: body) ?? 0))
+                }
+                return trackingKey.withUnsafeBytes { FieldScanner.has("key", value: $0, in: body) }
+            }
+            if tracking { trackingEvents += 1 }
+            return !tracking
+        }
+        guard count > 0, event.header(0).type.isContidOwnRecord else { return true }
+        // Rare (one per registration): an owned copy is fine here.
+        let first = event.withRecordBytes(0) { AuditRecord(text: Array($0), header: event.header(0)) }
+        guard let own = HostLogForm.unwrapOwnRecord(first, ownPID: ownPID) else { return true }
+        guard ledger.cameBack(own) else { return false }  // written directly already
+        annotation.replace(record: 0, with: own.text, header: own.header)
+        return true
+    }
+
+    @inline(__always)
+    func chainBytes(of pid: Int32) -> [UInt8]? { registry.chainBytes(of: pid) }
 }
