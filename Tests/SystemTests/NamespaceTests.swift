@@ -34,7 +34,7 @@ func readLink(_ path: String) -> String {
         // unshare(2) happens a moment after the spawn.
         var them = try ProcessNamespaces.read(pid: child)
         let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(5)
+        let deadline = clock.now + .seconds(20)
         while them[.net] == me[.net] && clock.now < deadline {
             usleep(10_000)
             them = try ProcessNamespaces.read(pid: child)
@@ -66,7 +66,7 @@ func readLink(_ path: String) -> String {
         _ = try waitChild(child)
         reaped = true
         var liveness = handle.liveness()
-        let gone = clock.now + .seconds(10)
+        let gone = clock.now + .seconds(20)
         while liveness == .alive && clock.now < gone {
             usleep(20_000)
             liveness = handle.liveness()
