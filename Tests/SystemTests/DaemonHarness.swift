@@ -128,6 +128,16 @@ final class DaemonHarness {
         return replies
     }
 
+    /// Connections to the registration socket that contidd has not closed: accepted or
+    /// waiting to be (the kernel names them by the listener's path, /proc/net/unix).
+    var openConnections: Int {
+        let socket = runDir + "/contid.sock"
+        return completeLines("/proc/net/unix").filter { line in
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            return f.count == 8 && f[7] == socket && f[5] == "03"  // St 03: connected (01: the listener)
+        }.count
+    }
+
     /// The daemon's counters as a dictionary (`kernel_lost` → "0").
     func status() throws -> [String: Int] {
         guard case .ok(let line)? = try request(.status).last else { return [:] }

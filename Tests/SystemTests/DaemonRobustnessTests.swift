@@ -41,12 +41,15 @@ extension DaemonTests {
     /// listing and never reads it, does not stop contidd from serving others.
     @Test func hostileClientsDoNotStallRegistration() throws {
         try withDaemon(rules: { _ in "" }) { daemon, _ in
-            // A listing nobody reads takes the first place in the table, 63 idle connections
-            // the others; the 7 after them are refused (accepted and closed at once).
+            // The table is empty first (start's status requests closed), then a listing nobody
+            // reads takes its first place, 63 idle connections the others; the 7 after them
+            // are refused (accepted and closed at once).
+            #expect(waitUntil { daemon.openConnections == 0 }, "\(daemon.openConnections) connections open before the test's")
             let lazy = try UnixConnection.connect(path: daemon.runDir + "/contid.sock")
             try lazy.send(RegistrationRequest.ps.encoded())
             var idle: [UnixConnection] = []
             for _ in 0..<70 { idle.append(try UnixConnection.connect(path: daemon.runDir + "/contid.sock")) }
+            #expect(waitUntil { daemon.openConnections == 64 }, "\(daemon.openConnections) connections open, not 64")
             // While the table is full each request is refused; once the idle ones are closed
             // (5 s without progress, the listing's too) the daemon serves requests again.
             let clock = ContinuousClock()
