@@ -101,7 +101,7 @@ struct AuditNetlinkTests {
             let child = try spawn(["/bin/true"])
             #expect(try waitChild(child) == 0)
             let record = try awaitRecord(on: daemon) { type, text in
-                type == 1300 && recordFields(text)["key"] == "\"\(key)\""
+                type == 1300 && recordFields(text)["key"] == "\"\(key)\"" && recordFields(text)["pid"] == "\(child)"
             }
             let text = try #require(record?.text, "no unicast SYSCALL record with key \(key)")
             // Read with the recv() length: the text ends exactly at the key, no header bytes or padding.
@@ -143,26 +143,42 @@ struct AuditNetlinkTests {
             let exclusion = AuditRule.selfExclusion()
             let reader = try AuditNetlink(mode: .multicast)
             try audit.setEnabled(true)
-            func tracked(_ text: String, pid: pid_t) -> Bool {
-                let f = recordFields(text)
-                return f["key"] == "\"\(key)\"" && f["pid"] == "\(pid)"
+            func tracked(_ record: (type: UInt16, text: String), pid: pid_t, syscalls: Set<String>) -> Bool {
+                let f = recordFields(record.text)
+                return record.type == 1300 && f["key"] == "\"\(key)\"" && f["pid"] == "\(pid)" && syscalls.contains(f["syscall"] ?? "")
             }
-            func spawnTrackedChild() throws -> [(type: UInt16, text: String)] {
+            /// Spawns /bin/true and reads records until the child's tracked execve and exit_group
+            /// are there, and `more` holds; then until a marker sent after them, so that what
+            /// is absent by then was never written. Our clone record is written when
+            /// posix_spawn returns (the vfork parent resumes), the child's exit_group before
+            /// waitpid returns: both are queued before the marker.
+            func spawnTrackedChild(more: (pid_t, [(type: UInt16, text: String)]) -> Bool)
+                throws -> (child: pid_t, records: [(type: UInt16, text: String)]) {
                 let child = try spawn(["/bin/true"])
                 #expect(try waitChild(child) == 0)
-                let records = try collectRecords(on: reader) { type, text in
-                    type == 1300 && tracked(text, pid: child) && recordFields(text)["syscall"] == "231"
+                let marker = try sendMarker(audit)
+                let records = try collectRecords(on: reader) { records in
+                    records.contains { tracked($0, pid: child, syscalls: ["59"]) }
+                        && records.contains { tracked($0, pid: child, syscalls: ["231"]) }
+                        && more(child, records) && records.contains { isMarker($0, marker) }
                 }
-                #expect(records.contains { $0.type == 1300 && tracked($0.text, pid: child) && recordFields($0.text)["syscall"] == "59" },
-                        "no tracked execve of child \(child)")
-                return records
+                #expect(records.contains { tracked($0, pid: child, syscalls: ["59"]) }, "no tracked execve of child \(child)")
+                #expect(records.contains { tracked($0, pid: child, syscalls: ["231"]) }, "no tracked exit_group of child \(child)")
+                #expect(records.contains { isMarker($0, marker) }, "the marker sent after child \(child) did not come back")
+                #expect(reader.gaps == 0, "the reader dropped records: absence proves nothing")
+                return (child, records)
+            }
+            /// Our own clone (or clone3) that made `child`: its return value is the child's pid
+            /// (threads of the test runner start with clone too).
+            func ownClone(of child: pid_t, in records: [(type: UInt16, text: String)]) -> (type: UInt16, text: String)? {
+                records.first { tracked($0, pid: getpid(), syscalls: ["56", "435"]) && recordFields($0.text)["exit"] == "\(child)" }
             }
 
             // Control: with the tracking rules alone, our own clone for posix_spawn is audited.
             for rule in tracking { try audit.addRule(rule) }
-            let unexcluded = try spawnTrackedChild()
-            let ownClone = unexcluded.first { $0.type == 1300 && tracked($0.text, pid: getpid()) }
-            let ownSyscall = try #require(ownClone.flatMap { recordFields($0.text)["syscall"] }, "control: no record of our own clone")
+            let unexcluded = try spawnTrackedChild { child, records in ownClone(of: child, in: records) != nil }
+            let ownSyscall = try #require(ownClone(of: unexcluded.child, in: unexcluded.records).flatMap { recordFields($0.text)["syscall"] },
+                                          "control: no record of our own clone")
             #expect(["56", "435"].contains(ownSyscall))
 
             // The exclusion goes in front of the tracking rules (AUDIT_FILTER_PREPEND).
@@ -183,8 +199,8 @@ struct AuditNetlinkTests {
                 """)
 
             // Now our clone is silent while the child's execve and exit_group are still tracked.
-            let excluded = try spawnTrackedChild()
-            let ours = excluded.filter { tracked($0.text, pid: getpid()) }.map(\.text)
+            let excluded = try spawnTrackedChild { _, _ in true }.records
+            let ours = excluded.filter { $0.type == 1300 && recordFields($0.text)["pid"] == "\(getpid())" }.map(\.text)
             #expect(ours.isEmpty, "records of our own pid got through: \(ours)")
 
             for rule in [exclusion] + tracking { try audit.deleteRule(rule) }
@@ -198,20 +214,35 @@ struct AuditNetlinkTests {
             let lostBefore = try audit.status().lost
             try audit.setEnabled(true)
             for i in 0..<200 { try audit.sendUserMessage(type: 2900, text: "op=overflow-test n=\(i) res=1") }
-            try audit.sendUserMessage(type: 2900, text: "op=overflow-test n=last res=1")
+            // Nothing is read until kauditd has taken the 200 off its queue and delivered
+            // them: the one-page buffer overflows. Then reading goes on: a marker sent after
+            // the overflow comes through (sent again each second, in case the tail of the
+            // flood filled the buffer again).
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(20)
+            while try audit.status().backlog > 0, clock.now < deadline { usleep(10_000) }
             let buffer = NetlinkReceiveBuffer()
             var gaps = 0
-            var records = 0
-            while true {
-                let r = try reader.receive(into: buffer, timeout: .milliseconds(300)) { m in
-                    if m.type == 2900 { records += 1 }
+            var flood = 0
+            var markers: Set<String> = []
+            var markerSeen = false
+            var markerSent = clock.now
+            while !markerSeen, clock.now < deadline {
+                if gaps > 0, markers.isEmpty || clock.now - markerSent > .seconds(1) {
+                    markers.insert(try sendMarker(audit))
+                    markerSent = clock.now
                 }
-                if r.timedOut { break }
+                let r = try reader.receive(into: buffer, timeout: .milliseconds(100)) { m in
+                    let text = String(decoding: m.payload, as: UTF8.self)
+                    if m.type == 2900 && text.contains("op=overflow-test") { flood += 1 }
+                    if markers.contains(where: { isMarker((m.type, text), $0) }) { markerSeen = true }
+                }
                 gaps += r.gaps
             }
             #expect(gaps >= 1)
             #expect(reader.gaps == gaps)
-            #expect(records > 0 && records < 201, "read \(records) of 201 records")
+            #expect(markerSeen, "nothing read after the overflow")
+            #expect(flood < 200, "read all 200 records through a one-page buffer")
             // The kernel does not count multicast overflow as lost.
             #expect(try audit.status().lost == lostBefore)
         }

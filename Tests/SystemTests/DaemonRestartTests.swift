@@ -27,6 +27,7 @@ extension DaemonTests {
                 busybox sh -c "echo b >> $1; true"
                 read x < $2/s$3
                 busybox sh -c "read y < $2/t$3; echo c >> $1; busybox sh -c 'echo d >> $1; true'; true" &
+                : > $2/v$3
                 read z < $2/u$3
                 echo e >> $1
                 busybox sh -c "busybox sh -c 'echo f >> $1; true'; true"
@@ -52,9 +53,12 @@ extension DaemonTests {
             try daemon.killHard()
             #expect(try control.listRules().contains { $0.key == Self.restartKey }, "a killed contidd cannot remove its rules")
 
-            // While contidd is down, each container forks a process that waits.
+            // While contidd is down, each container forks a process that waits (v<ID> exists
+            // once it is forked).
             for c in containers { try release("\(r)/s\(c.id)") }
-            usleep(500_000)
+            for c in containers {
+                #expect(waitUntil { access("\(r)/v\(c.id)", F_OK) == 0 }, "container \(c.id) did not fork while contidd was down")
+            }
             try daemon.start()
             #expect(daemon.stderrText.contains("a previous contidd did not stop cleanly"))
             #expect(daemon.stderrText.contains("restored \(ids.count) containers"), "\(daemon.stderrText)")

@@ -60,10 +60,17 @@ extension DaemonTests {
             let added = try runCapturing(["/usr/sbin/auditctl", "-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-k", "later-exec"])
             #expect(added.status == 0, "\(added.output)")
             defer { _ = try? runCapturing(["/usr/sbin/auditctl", "-d", "always,exit", "-F", "arch=b64", "-S", "execve", "-k", "later-exec"]) }
-            usleep(3_000_000)
-            let rules = try control.listRules().filter { $0.list == .exit }
-            #expect(rules.last?.key == AuditRule.trackingKey, "tracking rules not last: \(rules)")
-            #expect((try daemon.status()["tracking_rule_moves"] ?? 0) >= 1)
+            // contidd checks its rules' places periodically: wait until the tracking rules are
+            // the last exit rules again, all of them, after the one appended.
+            let tracking = AuditArch.supported.map { AuditRule.tracking(arch: $0) }
+            func trackingLast() throws -> Bool {
+                let exitRules = try control.listRules().filter { $0.list == .exit }
+                return Array(exitRules.suffix(tracking.count)) == tracking && exitRules.contains { $0.key == "later-exec" }
+            }
+            let moved = try waitUntil(trackingLast)
+            let exitRules = try control.listRules().filter { $0.list == .exit }
+            #expect(moved, "tracking rules not last: \(exitRules)")
+            #expect(try daemon.status()["tracking_rule_moves"] == 1)
 
             try makeFifo(daemon.root + "/go")
             let out = try daemon.shell("""

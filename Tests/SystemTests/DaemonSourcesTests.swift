@@ -60,7 +60,9 @@ final class AuditdHarness {
         pid = try spawnRedirected(["/usr/sbin/auditd", "-n", "-c", root], output: root + "/auditd.out")
         // Registered as the kernel's audit daemon once it is up.
         let control = try AuditNetlink(mode: .unicast)
-        for _ in 0..<100 {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(20)
+        while clock.now < deadline {
             if try control.status().pid == UInt32(pid) { return }
             usleep(50_000)
         }
@@ -74,9 +76,7 @@ final class AuditdHarness {
         pid = 0
     }
 
-    var logLines: [String] {
-        String(decoding: (try? readAll(root + "/audit.log")) ?? [], as: UTF8.self).split(separator: "\n").map(String.init)
-    }
+    var logLines: [String] { completeLines(root + "/audit.log") }
 
     deinit { if pid > 0 { kill(pid, SIGKILL); _ = try? waitChild(pid) } }
 }
@@ -86,10 +86,13 @@ extension DaemonTests {
     /// CAP_AUDIT_CONTROL in the initial one: it may then register its own children.
     @Test func capcontidLetsAnOrchestratorInAUserNamespaceRegisterItsChildren() throws {
         try withDaemon(rules: { "-w \($0)/w -p wa -k \(Self.key)\n" }) { daemon, _ in
+            // One fifo per stage: a writer of the first stage still open when the second
+            // stage's reader opens the same fifo would hand that reader an EOF.
             try makeFifo(daemon.root + "/cap")
+            try makeFifo(daemon.root + "/go")
             let out = try daemon.shell("""
                 echo "sh=$$"
-                busybox sh -c 'read x < $D/cap; exec unshare -U -r busybox sh -c "busybox sh -c \\"read y < $D/cap; : >> $D/w/file\\" & c=\\$!; echo c=\\$c; \\$CONTID set \\$c 9191; echo rc=\\$?; echo go > $D/cap; wait"' & o=$!
+                busybox sh -c 'read x < $D/cap; exec unshare -U -r busybox sh -c "busybox sh -c \\"read y < $D/go; : >> $D/w/file\\" & c=\\$!; echo c=\\$c; \\$CONTID set \\$c 9191; echo rc=\\$?; echo go > $D/go; wait"' & o=$!
                 echo "o=$o"
                 $CONTID capcontid $o 1; echo "cap=$?"
                 echo go > $D/cap
@@ -130,12 +133,10 @@ extension DaemonTests {
             defer { _ = try? daemon.stop() }
             let child = try Self.registerAndWrite(daemon, id: "5151")
             // auditd logged the registration too, as the user message the kernel relayed.
-            let clock = ContinuousClock()
-            let deadline = clock.now + .seconds(10)
             var relayed: String?
-            while relayed == nil, clock.now < deadline {
+            waitUntil {
                 relayed = auditd.logLines.first { $0.contains("op=set opid=\(child) contid=5151 ") }
-                if relayed == nil { usleep(100_000) }
+                return relayed != nil
             }
             #expect(relayed?.hasPrefix("type=UNKNOWN[2900] msg=audit(") == true, "\(relayed ?? "not in auditd's log")")
             #expect(relayed?.contains("res=1'") == true)
@@ -173,26 +174,22 @@ extension DaemonTests {
             try auditd.start()
             defer { try? auditd.stop() }
             // auditd starts the plugin; wait for its socket.
-            let clock = ContinuousClock()
-            var deadline = clock.now + .seconds(20)
-            while (try? daemon.request(.status)) == nil, clock.now < deadline { usleep(100_000) }
+            waitUntil { (try? daemon.request(.status)) != nil }
             #expect(try daemon.request(.status).isEmpty == false)
             let child = try Self.registerAndWrite(daemon, id: "6161")
             #expect(try Self.setRecords(daemon).first?.hasPrefix("op=set opid=\(child) contid=6161 old-contid=-1 ") == true)
             // auditd stops its plugin on SIGTERM; contidd removes its rules on the way out.
             try auditd.stop()
-            deadline = clock.now + .seconds(10)
-            while !(try control.listRules().isEmpty), clock.now < deadline { usleep(100_000) }
-            #expect(try control.listRules().isEmpty)
+            #expect(try waitUntil { try control.listRules().isEmpty })
             // The plugin exited; it was handed to this test (the subreaper) to be reaped.
-            let plugins = try runCapturing(["/usr/bin/pgrep", "-x", "contidd"]).output.split(separator: "\n")
+            let plugins = try runCapturing(["/usr/bin/pgrep", "-x", "-P", "\(getpid())", "contidd"]).output.split(separator: "\n")
             for p in plugins {
                 let pid = pid_t(p)!
                 var status: Int32 = 0
                 #expect(waitpid(pid, &status, 0) == pid, "contidd \(pid) is not a child to reap")
                 #expect(status & 0x7f == 0, "contidd \(pid) was killed by signal \(status & 0x7f)")
             }
-            #expect(try runCapturing(["/usr/bin/pgrep", "-x", "contidd"]).output == "")
+            #expect(try runCapturing(["/usr/bin/pgrep", "-x", "-P", "\(getpid())", "contidd"]).output == "")
         }
     }
 }

@@ -27,14 +27,17 @@ func readLink(_ path: String) -> String {
     @Test func childOfUnshareNetDiffersOnlyInNetAndItsNamespaceDiesWithIt() throws {
         try requireRoot()
         let me = try ProcessNamespaces.read(pid: getpid())
-        let child = try spawn(["/usr/bin/unshare", "--net", "--fork", "--kill-child", "/bin/sleep", "30"])
+        // In a process group of its own, killed as a group: --kill-child alone leaves the
+        // sleeper alive (with the namespace) when unshare dies before the sleeper's prctl.
+        let child = try spawnRedirected(["/usr/bin/unshare", "--net", "--fork", "--kill-child", "/bin/sleep", "30"],
+                                        output: "/dev/null", ownProcessGroup: true)
         var reaped = false
-        defer { if !reaped { kill(child, SIGKILL); _ = try? waitChild(child) } }
+        defer { if !reaped { kill(-child, SIGKILL); _ = try? waitChild(child) } }
 
         // unshare(2) happens a moment after the spawn.
         var them = try ProcessNamespaces.read(pid: child)
         let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(5)
+        let deadline = clock.now + .seconds(20)
         while them[.net] == me[.net] && clock.now < deadline {
             usleep(10_000)
             them = try ProcessNamespaces.read(pid: child)
@@ -61,12 +64,12 @@ func readLink(_ path: String) -> String {
         #expect(handle.liveness() == .alive)
         #expect(try NamespaceHandle.of(pid: getpid(), .net)?.liveness() == .alive)
 
-        // Killing unshare kills its child (--kill-child); the namespace then goes away.
-        kill(child, SIGKILL)
+        // With unshare and its child killed, the namespace goes away.
+        kill(-child, SIGKILL)
         _ = try waitChild(child)
         reaped = true
         var liveness = handle.liveness()
-        let gone = clock.now + .seconds(10)
+        let gone = clock.now + .seconds(20)
         while liveness == .alive && clock.now < gone {
             usleep(20_000)
             liveness = handle.liveness()

@@ -61,7 +61,7 @@ import Testing
         var reaped = false
         defer { if !reaped { kill(shell, SIGKILL); _ = try? waitChild(shell) } }
 
-        let connection = try #require(try listener.accept(timeout: .seconds(10)), "perl client did not connect")
+        let connection = try #require(try listener.accept(timeout: .seconds(30)), "perl client did not connect")
         let peer = try connection.peer()
         let perl = peer.credentials.pid
         #expect(perl != shell)

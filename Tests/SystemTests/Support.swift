@@ -52,6 +52,18 @@ func realPath(_ path: String) -> String {
     return String(cString: p)
 }
 
+/// Checks `condition` every 20 ms until it holds or `limit` passes; returns whether it held.
+@discardableResult
+func waitUntil(within limit: Duration = .seconds(20), _ condition: () throws -> Bool) rethrows -> Bool {
+    let clock = ContinuousClock()
+    let deadline = clock.now + limit
+    while clock.now < deadline {
+        if try condition() { return true }
+        usleep(20_000)
+    }
+    return try condition()
+}
+
 // MARK: - audit state
 
 /// Holds the cross-process lock that serialises every test touching kernel audit state.
@@ -138,7 +150,7 @@ func recordBody(_ text: String) -> String? {
 
 /// Reads records from `socket` until `match` returns true for one of them or the
 /// deadline passes; returns the text of the matching record.
-func awaitRecord(on socket: AuditNetlink, within limit: Duration = .seconds(5),
+func awaitRecord(on socket: AuditNetlink, within limit: Duration = .seconds(20),
                  _ match: (UInt16, String) -> Bool) throws -> (type: UInt16, text: String)? {
     let buffer = NetlinkReceiveBuffer()
     let clock = ContinuousClock()
@@ -184,27 +196,37 @@ func runCapturing(_ argv: [String]) throws -> (output: String, status: Int32) {
     return (String(decoding: out, as: UTF8.self), status)
 }
 
-/// Collects every record until `stop` is true for one of them (or `limit` passes),
-/// then for `linger` more: records of one syscall event can arrive after those of
-/// another (a vfork parent's clone record follows the child's execve).
-func collectRecords(on socket: AuditNetlink, within limit: Duration = .seconds(5), linger: Duration = .milliseconds(500),
-                    until stop: (UInt16, String) -> Bool) throws -> [(type: UInt16, text: String)] {
+/// Reads records from `socket` until `complete` holds for those read so far (or
+/// the deadline passes); returns them all. `complete` names exactly the records the
+/// caller asserts on: records of one syscall event can arrive after those of another
+/// (a vfork parent's clone record follows the child's execve and exit_group).
+func collectRecords(on socket: AuditNetlink, within limit: Duration = .seconds(20),
+                    until complete: ([(type: UInt16, text: String)]) -> Bool) throws -> [(type: UInt16, text: String)] {
     let buffer = NetlinkReceiveBuffer()
     let clock = ContinuousClock()
-    var deadline = clock.now + limit
-    var stopped = false
+    let deadline = clock.now + limit
     var records: [(type: UInt16, text: String)] = []
-    while true {
+    while !complete(records) {
         let left = deadline - clock.now
         if left <= .zero { break }
         try socket.receive(into: buffer, timeout: left) { message in
-            let text = String(decoding: message.payload, as: UTF8.self)
-            records.append((message.type, text))
-            if !stopped && stop(message.type, text) {
-                stopped = true
-                deadline = clock.now + linger
-            }
+            records.append((message.type, String(decoding: message.payload, as: UTF8.self)))
         }
     }
     return records
+}
+
+/// Sends a user message (type 2900) with a text of its own through the kernel and
+/// returns that text. The kernel queues records in order and delivers them in that
+/// order: a reader that has read the marker has read every record queued before it
+/// (what is not there by then never will be, unless the reader counted a gap).
+func sendMarker(_ control: AuditNetlink) throws -> String {
+    let text = "op=systest-marker n=\(UInt64.random(in: 0...UInt64.max)) res=1"
+    try control.sendUserMessage(type: 2900, text: text)
+    return text
+}
+
+/// Whether `record` is the marker `text` sent by `sendMarker`.
+func isMarker(_ record: (type: UInt16, text: String), _ text: String) -> Bool {
+    record.type == 2900 && record.text.contains("msg='\(text)'")
 }
