@@ -109,6 +109,18 @@ import Testing
         ])
     }
 
+    /// `-w` and `-F path=` on a directory become AUDIT_DIR fields, as auditctl decides by stat.
+    @Test func watchOnADirectoryBecomesADirField() throws {
+        let (lines, errors) = RuleParser.parse("-w /etc -p wa -k etc\n-a always,exit -F path=/etc/passwd -k pw\n", file: "f")
+        #expect(errors.isEmpty, "\(errors)")
+        let rules = lines.compactMap { line -> AuditRule? in
+            if case let .add(parsed, _) = line.command { return parsed.rule.watchingDirectories(where: { $0 == "/etc" }) }
+            return nil
+        }
+        #expect(rules.map { $0.fields.map(\.kind) } == [[.directory, .permission, .key], [.watch, .key]])
+        #expect(rules[0].fields[0].value == .string("/etc"))
+    }
+
     @Test func containerFilterAdmitsByKeyAndChain() throws {
         var filter = ContainerRuleFilter()
         let (lines, _) = RuleParser.parse("-a always,exit -S openat -F contid=7 -k mine\n", file: "f")
