@@ -249,18 +249,18 @@ public enum RuleParser {
     }
 
     static func parsePermission(_ text: String) throws(LineError) -> UInt32 {
-        var bits: UInt32 = 0
+        var bits: AuditRule.Permission = []
         for c in text {
             switch c {
-            case "x": bits |= 1
-            case "w": bits |= 2
-            case "r": bits |= 4
-            case "a": bits |= 8
+            case "x": bits.insert(.execute)
+            case "w": bits.insert(.write)
+            case "r": bits.insert(.read)
+            case "a": bits.insert(.attribute)
             default: throw LineError(reason: "permission \"\(text)\": use the letters r, w, x and a")
             }
         }
-        guard bits != 0 else { throw LineError(reason: "empty permission") }
-        return bits
+        guard !bits.isEmpty else { throw LineError(reason: "empty permission") }
+        return bits.rawValue
     }
 
     static func splitField(_ text: String) throws(LineError) -> (String, String, String) {
