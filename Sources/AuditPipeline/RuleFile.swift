@@ -1,8 +1,8 @@
 // Audit rules in auditctl syntax (SPEC §7), one per line, `#` comments, as
-// files in a rules directory. Parsing is pure: the daemon turns the result
-// into kernel rules. The `contid` field is contid's own: the kernel has no
-// such field, so it is taken out of the kernel rule and evaluated in user
-// space on the chain of the event's task.
+// files in a rules directory. Parsing is pure: it gives AuditCodec's
+// `AuditRule`, which the daemon loads as it is. The `contid` field is contid's
+// own: the kernel has no such field, so it is taken out of the kernel rule and
+// evaluated in user space on the chain of the event's task.
 
 import AuditCodec
 import ContainerEngine
@@ -17,44 +17,31 @@ public enum RuleCommand: Hashable, Sendable {
     case backlogLimit(UInt32)
 }
 
-/// A kernel rule in numbers (list, action, syscalls, fields of linux/audit.h),
-/// plus the contid predicates contidd checks itself.
+/// A rule of a rules file: the kernel rule, plus the contid predicates contidd
+/// checks itself.
 public struct ParsedRule: Hashable, Sendable {
-    public enum Value: Hashable, Sendable {
-        case number(UInt32)
-        case string(String)
-    }
-    public struct Field: Hashable, Sendable {
-        /// AUDIT_* field number.
-        public var kind: UInt32
-        /// AUDIT_EQUAL etc. (the operator bits).
-        public var op: UInt32
-        public var value: Value
-        public init(kind: UInt32, op: UInt32, value: Value) {
-            self.kind = kind
-            self.op = op
-            self.value = value
-        }
-    }
-
-    /// AUDIT_FILTER_* list: user 0, task 1, exit 4, exclude 5, filesystem 6.
-    public var list: UInt32
-    /// true: always; false: never.
-    public var always: Bool
-    /// Syscall numbers; nil means all syscalls.
-    public var syscalls: [Int]?
-    public var fields: [Field]
+    /// What the kernel is given; `-k` is among its fields.
+    public var rule: AuditRule
     /// `-F contid=...`: all must match the event task's chain.
     public var contid: [ContainerPredicate]
-    public var key: String?
 
-    public init(list: UInt32, always: Bool, syscalls: [Int]?, fields: [Field], contid: [ContainerPredicate], key: String?) {
-        self.list = list
-        self.always = always
-        self.syscalls = syscalls
-        self.fields = fields
+    public init(rule: AuditRule, contid: [ContainerPredicate]) {
+        self.rule = rule
         self.contid = contid
-        self.key = key
+    }
+
+    public var key: String? { rule.key }
+}
+
+extension AuditRule {
+    /// `-w PATH` on a directory watches the tree (AUDIT_DIR), as auditctl decides by
+    /// stat; the caller gives the stat, as parsing does no I/O.
+    public func watchingDirectories(where isDirectory: (String) -> Bool) -> AuditRule {
+        var rule = self
+        for i in rule.fields.indices where rule.fields[i].kind == .watch {
+            if case .string(let path) = rule.fields[i].value, isDirectory(path) { rule.fields[i].kind = .directory }
+        }
+        return rule
     }
 }
 
@@ -79,23 +66,18 @@ public struct RuleLine: Hashable, Sendable {
 }
 
 public enum RuleParser {
-    static let lists: [String: UInt32] = ["user": 0, "task": 1, "exit": 4, "exclude": 5, "filesystem": 6]
+    static let lists: [String: AuditRule.FilterList] = [
+        "user": .user, "task": .task, "exit": .exit, "exclude": .exclude, "filesystem": .filesystem,
+    ]
 
-    /// Field names auditctl knows, with their AUDIT_* numbers, and which take strings.
-    static let fieldNumbers: [String: UInt32] = [
+    /// Field names auditctl knows, with their AUDIT_* numbers (`FieldKind.isString` says which take strings).
+    static let fieldNumbers: [String: AuditRule.FieldKind] = ([
         "pid": 0, "uid": 1, "euid": 2, "suid": 3, "fsuid": 4, "gid": 5, "egid": 6, "sgid": 7, "fsgid": 8,
         "auid": 9, "loginuid": 9, "pers": 10, "arch": 11, "msgtype": 12, "ppid": 18, "loginuid_set": 24,
         "sessionid": 25, "devmajor": 100, "devminor": 101, "inode": 102, "exit": 103, "success": 104,
         "path": 105, "perm": 106, "dir": 107, "filetype": 108, "obj_uid": 109, "obj_gid": 110, "exe": 112,
         "a0": 200, "a1": 201, "a2": 202, "a3": 203, "key": 210,
-    ]
-    static let stringFields: Set<String> = ["path", "dir", "exe", "key"]
-    static let operators: [(String, UInt32)] = [
-        ("!=", 0x3000_0000), ("<=", 0x5000_0000), (">=", 0x6000_0000), ("&=", 0x4800_0000),
-        ("=", 0x4000_0000), ("<", 0x1000_0000), (">", 0x2000_0000), ("&", 0x0800_0000),
-    ]
-    static let equal: UInt32 = 0x4000_0000
-    static let notEqual: UInt32 = 0x3000_0000
+    ] as [String: UInt32]).mapValues(AuditRule.FieldKind.init(rawValue:))
 
     /// Parses a whole rules file. Every bad line is reported; good lines are kept.
     public static func parse(_ text: String, file: String) -> (lines: [RuleLine], errors: [RuleError]) {
@@ -123,7 +105,7 @@ public enum RuleParser {
             guard i < words.count else { throw LineError(reason: "\(option) needs a value") }
             return words[i]
         }
-        var listAction: (list: UInt32, always: Bool)?
+        var listAction: (list: AuditRule.FilterList, action: AuditRule.Action)?
         var prepend = false
         var watch: String?
         var permission: UInt32?
@@ -169,10 +151,10 @@ public enum RuleParser {
             return command
         }
 
-        var fields: [ParsedRule.Field] = []
+        var fields: [AuditRule.Field] = []
         var contid: [ContainerPredicate] = []
         // The arch field decides what syscall names mean; auditctl wants it first, we find it anywhere.
-        var arch = nativeArch
+        var arch = AuditArch.native
         for text in fieldTexts {
             let (name, op, value) = try splitField(text)
             if name == "arch" { arch = try parseArch(value) }
@@ -180,15 +162,15 @@ public enum RuleParser {
         }
         for text in fieldTexts {
             let (name, opText, value) = try splitField(text)
-            guard let op = operators.first(where: { $0.0 == opText })?.1 else {
+            guard let op = AuditRule.Operator.allCases.first(where: { $0.symbol == opText }) else {
                 throw LineError(reason: "unknown operator \"\(opText)\" in \"\(text)\"")
             }
             if name == "contid" {
-                guard op == equal || op == notEqual else {
+                guard op == .equal || op == .notEqual else {
                     throw LineError(reason: "contid takes = or !=, not \(opText)")
                 }
                 do {
-                    contid.append(try ContainerPredicate(op == equal ? .equal : .notEqual, parsing: value))
+                    contid.append(try ContainerPredicate(op == .equal ? .equal : .notEqual, parsing: value))
                 } catch {
                     throw LineError(reason: "contid: \(error.reason)")
                 }
@@ -198,17 +180,17 @@ public enum RuleParser {
                 key = value
                 continue
             }
-            guard let number = fieldNumbers[name] else {
+            guard let kind = fieldNumbers[name] else {
                 var reason = "unknown field \"\(name)\""
                 if let s = suggestion(for: name, among: Array(fieldNumbers.keys) + ["contid"]) {
                     reason += "; did you mean \"\(s)\"?"
                 }
                 throw LineError(reason: reason)
             }
-            if stringFields.contains(name) {
-                fields.append(ParsedRule.Field(kind: number, op: op, value: .string(value)))
+            if kind.isString {
+                fields.append(AuditRule.Field(kind, op, .string(value)))
             } else {
-                fields.append(ParsedRule.Field(kind: number, op: op, value: .number(try parseNumber(name, value, arch: arch))))
+                fields.append(AuditRule.Field(kind, op, .number(try parseNumber(name, value, arch: arch))))
             }
         }
 
@@ -217,24 +199,24 @@ public enum RuleParser {
                 throw LineError(reason: "-w makes its own rule; it does not go with -a or -S")
             }
             guard watch.hasPrefix("/") else { throw LineError(reason: "-w needs an absolute path, not \"\(watch)\"") }
-            fields.insert(ParsedRule.Field(kind: 105, op: equal, value: .string(watch)), at: 0)
-            fields.insert(ParsedRule.Field(kind: 106, op: equal, value: .number(permission ?? 0xF)), at: 1)
-            listAction = (4, true)
+            fields.insert(AuditRule.Field(.watch, .equal, watch), at: 0)
+            fields.insert(AuditRule.Field(.permission, .equal, permission ?? 0xF), at: 1)
+            listAction = (.exit, .always)
         } else if let permission {
-            fields.append(ParsedRule.Field(kind: 106, op: equal, value: .number(permission)))
+            fields.append(AuditRule.Field(.permission, .equal, permission))
         }
-        guard let (list, always) = listAction else { throw LineError(reason: "a rule needs -a LIST,ACTION or -w PATH") }
+        guard let (list, action) = listAction else { throw LineError(reason: "a rule needs -a LIST,ACTION or -w PATH") }
 
-        var syscalls: [Int]? = nil
+        var syscalls = AuditRule.Syscalls.all
         if !syscallNames.isEmpty && !syscallNames.contains("all") {
-            guard list == 4 else { throw LineError(reason: "-S applies to the exit list only") }
-            syscalls = try syscallNames.map { (n) throws(LineError) -> Int in try syscallNumber(n, arch: arch) }
+            guard list == .exit else { throw LineError(reason: "-S applies to the exit list only") }
+            syscalls = AuditRule.Syscalls(try syscallNames.map { (n) throws(LineError) -> Int in try syscallNumber(n, arch: arch) })
         }
         if !contid.isEmpty {
-            guard list == 4 || list == 0 else {
+            guard list == .exit || list == .user else {
                 throw LineError(reason: "contid can be checked on exit and user rules only")
             }
-            guard always else {
+            guard action == .always else {
                 throw LineError(reason: "contid on a never rule cannot be given to the kernel; use an always rule with -k and filter on the key")
             }
             guard key != nil else {
@@ -243,42 +225,42 @@ public enum RuleParser {
         }
         if let key {
             guard !key.isEmpty, key.utf8.count <= 256 else { throw LineError(reason: "a key is 1 to 256 bytes") }
-            fields.append(ParsedRule.Field(kind: 210, op: equal, value: .string(key)))
+            fields.append(AuditRule.Field(.key, .equal, key))
         }
         guard fields.count <= 64 else { throw LineError(reason: "at most 64 fields per rule") }
-        return .add(ParsedRule(list: list, always: always, syscalls: syscalls, fields: fields, contid: contid, key: key),
+        return .add(ParsedRule(rule: AuditRule(list: list, action: action, syscalls: syscalls, fields: fields), contid: contid),
                     prepend: prepend)
     }
 
-    static func parseListAction(_ text: String) throws(LineError) -> (UInt32, Bool) {
+    static func parseListAction(_ text: String) throws(LineError) -> (AuditRule.FilterList, AuditRule.Action) {
         let parts = text.split(separator: ",").map(String.init)
         guard parts.count == 2 else { throw LineError(reason: "-a takes LIST,ACTION (e.g. always,exit), not \"\(text)\"") }
-        var list: UInt32?
-        var always: Bool?
+        var list: AuditRule.FilterList?
+        var action: AuditRule.Action?
         for p in parts {
-            if let l = lists[p] { list = l } else if p == "always" { always = true } else if p == "never" { always = false } else {
+            if let l = lists[p] { list = l } else if p == "always" { action = .always } else if p == "never" { action = .never } else {
                 var reason = "unknown list or action \"\(p)\""
                 if let s = suggestion(for: p, among: Array(lists.keys) + ["always", "never"]) { reason += "; did you mean \"\(s)\"?" }
                 throw LineError(reason: reason)
             }
         }
-        guard let list, let always else { throw LineError(reason: "-a takes one list and one action, not \"\(text)\"") }
-        return (list, always)
+        guard let list, let action else { throw LineError(reason: "-a takes one list and one action, not \"\(text)\"") }
+        return (list, action)
     }
 
     static func parsePermission(_ text: String) throws(LineError) -> UInt32 {
-        var bits: UInt32 = 0
+        var bits: AuditRule.Permission = []
         for c in text {
             switch c {
-            case "x": bits |= 1
-            case "w": bits |= 2
-            case "r": bits |= 4
-            case "a": bits |= 8
+            case "x": bits.insert(.execute)
+            case "w": bits.insert(.write)
+            case "r": bits.insert(.read)
+            case "a": bits.insert(.attribute)
             default: throw LineError(reason: "permission \"\(text)\": use the letters r, w, x and a")
             }
         }
-        guard bits != 0 else { throw LineError(reason: "empty permission") }
-        return bits
+        guard !bits.isEmpty else { throw LineError(reason: "empty permission") }
+        return bits.rawValue
     }
 
     static func splitField(_ text: String) throws(LineError) -> (String, String, String) {
@@ -295,19 +277,11 @@ public enum RuleParser {
         return (name, String(text[start..<end]), value)
     }
 
-    static var nativeArch: AuditArch {
-        #if arch(arm64)
-        return .aarch64
-        #else
-        return .x86_64
-        #endif
-    }
-
     static func parseArch(_ text: String) throws(LineError) -> AuditArch {
         switch text {
-        case "b64": return nativeArch
+        case "b64": return .native
         case "b32":
-            guard nativeArch == .x86_64 else { throw LineError(reason: "arch=b32 has no 32-bit ABI on this machine") }
+            guard AuditArch.native == .x86_64 else { throw LineError(reason: "arch=b32 has no 32-bit ABI on this machine") }
             return .i386
         case "x86_64": return .x86_64
         case "i386", "i686": return .i386
@@ -321,7 +295,7 @@ public enum RuleParser {
 
     static func syscallNumber(_ name: String, arch: AuditArch) throws(LineError) -> Int {
         if let n = Int(name), n >= 0, n < 2032 { return n }
-        for n in 0..<1024 where arch.syscallName(n) == name { return n }
+        if let n = arch.syscallNumber(name) { return n }
         var known: [String] = []
         for n in 0..<1024 { if let s = arch.syscallName(n) { known.append(s) } }
         var reason = "unknown syscall \"\(name)\" for \(arch.name)"

@@ -61,7 +61,7 @@ public final class ContainerRegistry {
             }
             let parentSet = processes[parent].map { namespaces[$0.namespaces] } ?? NamespaceSet()
             var set = parentSet
-            for type in NamespaceType.allCases {
+            for type in NamespaceKind.allCases {
                 if let given = childNamespaces?[type], given != 0 {
                     set[type] = given
                 } else if cloneFlags.contains(type.cloneFlag) {
@@ -69,7 +69,7 @@ public final class ContainerRegistry {
                 }
             }
             add(child, parent: parent, threads: 1, namespaces: set)
-            for type in NamespaceType.allCases where cloneFlags.contains(type.cloneFlag) {
+            for type in NamespaceKind.allCases where cloneFlags.contains(type.cloneFlag) {
                 guard set[type] != 0, set[type] != parentSet[type] else { continue }
                 emitNamespaceMove(
                     .nsCreate, operation: .clone, pid: child.pid, type: type, old: parentSet[type], new: set[type])
@@ -166,10 +166,10 @@ public final class ContainerRegistry {
         guard let e = processes[pid] else { return }
         let old = namespaces[e.namespaces]
         var new = old
-        for type in NamespaceType.allCases where changed[type] != 0 { new[type] = changed[type] }
+        for type in NamespaceKind.allCases where changed[type] != 0 { new[type] = changed[type] }
         guard new != old else { return }
         let type: AuditRecordType = operation == .setns ? .nsChange : .nsCreate
-        for t in NamespaceType.allCases where new[t] != old[t] {
+        for t in NamespaceKind.allCases where new[t] != old[t] {
             emitNamespaceMove(type, operation: operation, pid: pid, type: t, old: old[t], new: new[t])
         }
         // Retain the new set before releasing the old, so shared namespaces never look unused.
@@ -184,8 +184,8 @@ public final class ContainerRegistry {
     }
 
     private func emitNamespaceMove(
-        _ recordType: AuditRecordType, operation: NamespaceOperation, pid: Int32, type: NamespaceType,
-        old: UInt32, new: UInt32
+        _ recordType: AuditRecordType, operation: NamespaceOperation, pid: Int32, type: NamespaceKind,
+        old: UInt64, new: UInt64
     ) {
         var text = RecordText()
         text.field("op", raw: operation.rawValue)
@@ -313,7 +313,7 @@ public final class ContainerRegistry {
             text.field("opid", target.pid)
             text.field("contid", id: id)
             text.field("ns_dev", raw: namespaceDeviceText)
-            for type in NamespaceType.allCases where set[type] != 0 {
+            for type in NamespaceKind.allCases where set[type] != 0 {
                 text.field(type.staticName, set[type])
             }
             outbox.append(text.record(.nsInfo))
@@ -419,12 +419,12 @@ public final class ContainerRegistry {
 
     /// The NETFILTER_PKT annotation chains of a network namespace, newest first
     /// (`123452,123451`, `2,^1,3,^1`), or nil when no container has a task in it.
-    public func networkChainBytes(netns: UInt32) -> [UInt8]? {
+    public func networkChainBytes(netns: UInt64) -> [UInt8]? {
         network.text(netns, objects: objects)
     }
 
     /// Appends `record=N contid=<chains>` for a packet in `netns`; false when no container is there.
-    public func appendNetworkAnnotation(record: Int, netns: UInt32, to out: inout [UInt8]) -> Bool {
+    public func appendNetworkAnnotation(record: Int, netns: UInt64, to out: inout [UInt8]) -> Bool {
         guard let text = network.text(netns, objects: objects) else { return false }
         appendAnnotationPrefix(record: record, to: &out)
         out.append(contentsOf: text)
@@ -441,7 +441,7 @@ public final class ContainerRegistry {
     }
 
     /// The containers with live tasks in `netns`, newest first.
-    public func networkChains(netns: UInt32) -> [ContainerChain] {
+    public func networkChains(netns: UInt64) -> [ContainerChain] {
         network.members(of: netns).map { objects[$0.object].chain }
     }
 

@@ -1,64 +1,27 @@
-// Linux namespaces as the engine tracks them: the inode of each type per
-// process (nsfs device + inode identify a namespace), interned per distinct set.
+// Linux namespaces as the engine tracks them: the inode of each kind per
+// process (nsfs device + inode identify a namespace), interned per distinct set,
+// so 64-bit inodes cost per set, not per process.
 
-/// The namespace types, in the order NS_INFO prints them.
-public enum NamespaceType: Int, CaseIterable, Sendable, Codable, CustomStringConvertible {
-    case cgroup, ipc, mnt, net, pid, time, user, uts
-
-    /// The name records use (`ns=net`), as under `/proc/PID/ns/`.
-    public var name: String { staticName.description }
-    public var description: String { name }
-
-    /// The `CLONE_NEW*` flag that creates a namespace of this type.
-    public var cloneFlag: CloneFlags {
-        switch self {
-        case .cgroup: .newCgroup
-        case .ipc: .newIPC
-        case .mnt: .newNS
-        case .net: .newNet
-        case .pid: .newPID
-        case .time: .newTime
-        case .user: .newUser
-        case .uts: .newUTS
-        }
-    }
-}
-
-/// clone(2)/unshare(2) flags the engine looks at (linux/sched.h values).
-public struct CloneFlags: OptionSet, Hashable, Sendable {
-    public var rawValue: UInt64
-    public init(rawValue: UInt64) { self.rawValue = rawValue }
-
-    public static let newTime = CloneFlags(rawValue: 0x0000_0080)
-    public static let vfork = CloneFlags(rawValue: 0x0000_4000)
-    public static let thread = CloneFlags(rawValue: 0x0001_0000)
-    public static let newNS = CloneFlags(rawValue: 0x0002_0000)
-    public static let newCgroup = CloneFlags(rawValue: 0x0200_0000)
-    public static let newUTS = CloneFlags(rawValue: 0x0400_0000)
-    public static let newIPC = CloneFlags(rawValue: 0x0800_0000)
-    public static let newUser = CloneFlags(rawValue: 0x1000_0000)
-    public static let newPID = CloneFlags(rawValue: 0x2000_0000)
-    public static let newNet = CloneFlags(rawValue: 0x4000_0000)
-}
+import AuditCodec
 
 /// The namespace inodes of one process; 0 means not known.
 public struct NamespaceSet: Hashable, Sendable, Codable {
-    public var cgroup: UInt32 = 0
-    public var ipc: UInt32 = 0
-    public var mnt: UInt32 = 0
-    public var net: UInt32 = 0
-    public var pid: UInt32 = 0
-    public var time: UInt32 = 0
-    public var user: UInt32 = 0
-    public var uts: UInt32 = 0
+    public var cgroup: UInt64 = 0
+    public var ipc: UInt64 = 0
+    public var mnt: UInt64 = 0
+    public var net: UInt64 = 0
+    public var pid: UInt64 = 0
+    public var time: UInt64 = 0
+    public var user: UInt64 = 0
+    public var uts: UInt64 = 0
 
     public init() {}
 
-    public init(_ inodes: [NamespaceType: UInt32]) {
+    public init(_ inodes: [NamespaceKind: UInt64]) {
         for (type, inode) in inodes { self[type] = inode }
     }
 
-    public subscript(type: NamespaceType) -> UInt32 {
+    public subscript(type: NamespaceKind) -> UInt64 {
         get {
             switch type {
             case .cgroup: cgroup
@@ -93,10 +56,10 @@ public enum NamespaceOperation: String, Sendable, Codable {
     case clone, unshare, setns
 }
 
-/// One namespace: its type and inode.
+/// One namespace: its kind and inode.
 struct NamespaceKey: Hashable {
-    var type: NamespaceType
-    var inode: UInt32
+    var type: NamespaceKind
+    var inode: UInt64
 }
 
 /// The distinct namespace sets in use, each with the number of processes using it,
@@ -132,7 +95,7 @@ struct NamespaceTable {
             users.append(1)
         }
         indexOf[set] = i
-        for type in NamespaceType.allCases where set[type] != 0 {
+        for type in NamespaceKind.allCases where set[type] != 0 {
             usage[NamespaceKey(type: type, inode: set[type]), default: 0] += 1
         }
         return i
@@ -148,7 +111,7 @@ struct NamespaceTable {
         indexOf[set] = nil
         free.append(index)
         sets[i] = NamespaceSet()
-        for type in NamespaceType.allCases where set[type] != 0 {
+        for type in NamespaceKind.allCases where set[type] != 0 {
             let key = NamespaceKey(type: type, inode: set[type])
             let n = usage[key, default: 0] - 1
             if n <= 0 {
@@ -157,21 +120,6 @@ struct NamespaceTable {
             } else {
                 usage[key] = n
             }
-        }
-    }
-}
-
-extension NamespaceType {
-    var staticName: StaticString {
-        switch self {
-        case .cgroup: "cgroup"
-        case .ipc: "ipc"
-        case .mnt: "mnt"
-        case .net: "net"
-        case .pid: "pid"
-        case .time: "time"
-        case .user: "user"
-        case .uts: "uts"
         }
     }
 }

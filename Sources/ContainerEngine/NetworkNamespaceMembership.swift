@@ -14,9 +14,9 @@ struct NetworkNamespaceMembership {
         var text: [UInt8]? = nil
     }
 
-    private(set) var byNamespace: [UInt32: Members] = [:]
+    private(set) var byNamespace: [UInt64: Members] = [:]
 
-    mutating func join(_ netns: UInt32, object: Int32) {
+    mutating func join(_ netns: UInt64, object: Int32) {
         guard netns != 0, object >= 0 else { return }
         var entry = byNamespace[netns] ?? Members()
         if let i = entry.members.firstIndex(where: { $0.object == object }) {
@@ -28,7 +28,7 @@ struct NetworkNamespaceMembership {
         byNamespace[netns] = entry
     }
 
-    mutating func leave(_ netns: UInt32, object: Int32) {
+    mutating func leave(_ netns: UInt64, object: Int32) {
         guard netns != 0, object >= 0, var entry = byNamespace[netns],
             let i = entry.members.firstIndex(where: { $0.object == object })
         else { return }
@@ -41,14 +41,14 @@ struct NetworkNamespaceMembership {
     }
 
     /// Restores a namespace's members in a saved order (newest first).
-    mutating func setMembers(_ netns: UInt32, _ members: [Member]) {
+    mutating func setMembers(_ netns: UInt64, _ members: [Member]) {
         byNamespace[netns] = members.isEmpty ? nil : Members(members: members)
     }
 
-    func members(of netns: UInt32) -> [Member] { byNamespace[netns]?.members ?? [] }
+    func members(of netns: UInt64) -> [Member] { byNamespace[netns]?.members ?? [] }
 
     /// The annotation text for `netns`, or nil when no container has a task there.
-    mutating func text(_ netns: UInt32, objects: ContainerObjectTable) -> [UInt8]? {
+    mutating func text(_ netns: UInt64, objects: ContainerObjectTable) -> [UInt8]? {
         guard var entry = byNamespace[netns] else { return nil }
         if let t = entry.text { return t }
         var t: [UInt8] = []

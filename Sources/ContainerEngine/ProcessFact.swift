@@ -1,6 +1,8 @@
 // What the engine is told about processes: the facts a proc connector, the
 // audit stream, a /proc scan or an offline log yield, already typed.
 
+import AuditCodec
+
 public enum ProcessFact: Sendable, Hashable {
     /// Whether a creation made a new process (fork, vfork, clone) or a thread.
     public enum Kind: Sendable, Hashable { case process, thread }

@@ -50,7 +50,7 @@ struct RegistrySnapshot: Codable {
     }
 
     struct Network: Codable {
-        var netns: UInt32
+        var netns: UInt64
         /// Container slots, newest first.
         var containers: [Int32]
     }
@@ -140,7 +140,7 @@ extension ContainerRegistry {
         }
         objects.nextCreation = max(objects.nextCreation, s.nextCreation)
 
-        var counts: [UInt32: [Int32: Int32]] = [:]
+        var counts: [UInt64: [Int32: Int32]] = [:]
         for p in s.processes {
             guard processes[p.pid] == nil else { throw SnapshotError(reason: "process \(p.pid) appears twice") }
             guard p.container < 0 || slots.contains(p.container) else {

@@ -69,7 +69,7 @@ final class KernelAuditSession {
             case .backlogLimit(let n):
                 backlog = n
             case let .add(parsed, prepend):
-                let rule = Self.kernelRule(parsed)
+                let rule = parsed.rule.watchingDirectories(where: FileSystem.isDirectory)
                 do {
                     try control.addRule(rule, prepend: prepend)
                     added.append(rule)
@@ -151,24 +151,6 @@ final class KernelAuditSession {
         }
         added.append(rule)
         try save()
-    }
-
-    static func kernelRule(_ p: ParsedRule) -> AuditRule {
-        let fields = p.fields.map { f -> AuditRule.Field in
-            let op = AuditRule.Operator(rawValue: f.op) ?? .equal
-            // `-w PATH` on a directory watches the tree (AUDIT_DIR), as auditctl decides by stat.
-            if f.kind == AuditRule.FieldKind.watch.rawValue, case .string(let path) = f.value {
-                if FileSystem.isDirectory(path) {
-                    return AuditRule.Field(.directory, op, .string(path))
-                }
-            }
-            switch f.value {
-            case .number(let n): return AuditRule.Field(AuditRule.FieldKind(rawValue: f.kind), op, .number(n))
-            case .string(let s): return AuditRule.Field(AuditRule.FieldKind(rawValue: f.kind), op, .string(s))
-            }
-        }
-        return AuditRule(list: AuditRule.FilterList(rawValue: p.list), action: p.always ? .always : .never,
-                         syscalls: p.syscalls.map { AuditRule.Syscalls($0) } ?? .all, fields: fields)
     }
 
     /// Undoes everything: rules, registration, enabled, backlog. `beforeUnregister`

@@ -1,45 +1,8 @@
 #if os(Linux)
+import AuditCodec
 import CAuditLinux
 import Glibc
 import SystemPackage
-
-/// The namespace types under /proc/PID/ns (facts §6).
-public enum NamespaceKind: String, CaseIterable, Sendable, Hashable {
-    case cgroup, ipc, mnt, net, pid, time, user, uts
-
-    /// The CLONE_NEW* flag (also what NS_GET_NSTYPE returns).
-    public var cloneFlag: UInt32 {
-        switch self {
-        case .cgroup: return 0x0200_0000
-        case .ipc: return 0x0800_0000
-        case .mnt: return 0x0002_0000
-        case .net: return 0x4000_0000
-        case .pid: return 0x2000_0000
-        case .time: return 0x80
-        case .user: return 0x1000_0000
-        case .uts: return 0x0400_0000
-        }
-    }
-
-    /// The fixed inode number of the initial namespace of this kind.
-    public var initialInode: UInt64 {
-        switch self {
-        case .ipc: return 0xEFFF_FFFF
-        case .uts: return 0xEFFF_FFFE
-        case .user: return 0xEFFF_FFFD
-        case .pid: return 0xEFFF_FFFC
-        case .cgroup: return 0xEFFF_FFFB
-        case .time: return 0xEFFF_FFFA
-        case .net: return 0xEFFF_FFF9
-        case .mnt: return 0xEFFF_FFF8
-        }
-    }
-
-    /// The kinds whose CLONE_NEW* bits are set in `flags` (clone/unshare a0, setns a1).
-    public static func kinds(inCloneFlags flags: UInt64) -> [NamespaceKind] {
-        allCases.filter { flags & UInt64($0.cloneFlag) != 0 }
-    }
-}
 
 /// A namespace as (nsfs device, inode). Inode numbers are reused after a namespace
 /// dies, so this names a *live* namespace only.

@@ -1,4 +1,5 @@
 #if os(Linux)
+import AuditCodec
 import Glibc
 import SystemPackage
 

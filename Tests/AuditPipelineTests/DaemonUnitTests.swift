@@ -67,21 +67,22 @@ import Testing
         #expect(lines[1].command == .backlogLimit(8192))
         guard case let .add(watch, prepend) = lines[2].command else { Issue.record("not a rule"); return }
         #expect(!prepend)
-        #expect(watch.list == 4 && watch.always && watch.syscalls == nil)
-        #expect(watch.fields == [
-            .init(kind: 105, op: 0x4000_0000, value: .string("/etc/shadow")), .init(kind: 106, op: 0x4000_0000, value: .number(0xA)),
-            .init(kind: 210, op: 0x4000_0000, value: .string("shadow")),
+        #expect(watch.rule.list.rawValue == 4 && watch.rule.action == .always && watch.rule.syscalls == .all)
+        #expect(watch.rule.fields == [
+            .init(.init(rawValue: 105), .init(rawValue: 0x4000_0000)!, .string("/etc/shadow")),
+            .init(.init(rawValue: 106), .init(rawValue: 0x4000_0000)!, .number(0xA)),
+            .init(.init(rawValue: 210), .init(rawValue: 0x4000_0000)!, .string("shadow")),
         ])
         guard case let .add(exec, _) = lines[3].command else { Issue.record("not a rule"); return }
-        #expect(exec.syscalls == [257, 59])
-        #expect(exec.fields.first == .init(kind: 11, op: 0x4000_0000, value: .number(0xC000_003E)))
-        #expect(exec.fields[1] == .init(kind: 9, op: 0x6000_0000, value: .number(1000)))
-        #expect(exec.fields[2] == .init(kind: 9, op: 0x3000_0000, value: .number(UInt32.max)))
+        #expect(exec.rule.syscalls == .init([257, 59]))
+        #expect(exec.rule.fields.first == .init(.init(rawValue: 11), .init(rawValue: 0x4000_0000)!, .number(0xC000_003E)))
+        #expect(exec.rule.fields[1] == .init(.init(rawValue: 9), .init(rawValue: 0x6000_0000)!, .number(1000)))
+        #expect(exec.rule.fields[2] == .init(.init(rawValue: 9), .init(rawValue: 0x3000_0000)!, .number(UInt32.max)))
         guard case let .add(filtered, _) = lines[4].command else { Issue.record("not a rule"); return }
         // contid is contidd's own: not in the kernel rule, kept as a predicate.
         #expect(filtered.contid == [ContainerPredicate(.equal, ContainerID(123459))])
         #expect(filtered.key == "tmpcontainerid")
-        #expect(filtered.fields.map(\.kind) == [107, 106, 210])
+        #expect(filtered.rule.fields.map(\.kind.rawValue) == [107, 106, 210])
     }
 
     @Test func badLinesAreReportedWithFileAndLine() {
@@ -106,6 +107,18 @@ import Testing
             "rules.d/10-base.rules:7: option -e is not supported here; use -a, -A, -w, -p, -S, -F, -k, -D or -b",
             "rules.d/10-base.rules:8: contid on a never rule cannot be given to the kernel; use an always rule with -k and filter on the key",
         ])
+    }
+
+    /// `-w` and `-F path=` on a directory become AUDIT_DIR fields, as auditctl decides by stat.
+    @Test func watchOnADirectoryBecomesADirField() throws {
+        let (lines, errors) = RuleParser.parse("-w /etc -p wa -k etc\n-a always,exit -F path=/etc/passwd -k pw\n", file: "f")
+        #expect(errors.isEmpty, "\(errors)")
+        let rules = lines.compactMap { line -> AuditRule? in
+            if case let .add(parsed, _) = line.command { return parsed.rule.watchingDirectories(where: { $0 == "/etc" }) }
+            return nil
+        }
+        #expect(rules.map { $0.fields.map(\.kind) } == [[.directory, .permission, .key], [.watch, .key]])
+        #expect(rules[0].fields[0].value == .string("/etc"))
     }
 
     @Test func containerFilterAdmitsByKeyAndChain() throws {

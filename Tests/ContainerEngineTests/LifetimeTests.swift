@@ -196,7 +196,7 @@ import Testing
     }
 
     @Test func containerRejoiningANetnsBecomesNewestAgainOnlyAfterLeavingIt() {
-        let net: UInt32 = 4026531840
+        let net: UInt64 = 4026531840
         let host = TestHost(namespaces: NamespaceSet([.net: net]))
         host.fork(1, 500)
         host.fork(500, 601)

@@ -12,7 +12,7 @@ struct ReferenceModel {
         var chain: [ContainerID]
         var threads = 1
         var capContID = false
-        var net: UInt32
+        var net: UInt64
     }
 
     var processes: [Int32: Process] = [1: Process(start: 1, parent: 0, parentStart: 0, chain: [], net: 10)]
@@ -164,7 +164,7 @@ struct ReferenceModel {
                     #expect(got == want)
                 default:
                     let pid = pick(4)
-                    let net = 10 + (x >> 12) % 3
+                    let net = UInt64(10 + (x >> 12) % 3)
                     model.processes[pid]!.net = net
                     registry.apply(.namespacesChanged(pid: pid, operation: .setns, namespaces: NamespaceSet([.net: net])))
                 }
@@ -200,7 +200,7 @@ struct ReferenceModel {
             let containers = registry.allContainers()
             #expect(containers.count == model.owners.count)
             #expect(Dictionary(uniqueKeysWithValues: containers.map { ($0.id, $0.owner) }) == model.owners)
-            for net: UInt32 in 10...12 {
+            for net: UInt64 in 10...12 {
                 let want = Set(model.processes.values.filter { $0.net == net && !$0.chain.isEmpty }.map { ContainerChain($0.chain) })
                 #expect(Set(registry.networkChains(netns: net)) == want)
                 #expect(registry.networkChains(netns: net).count == want.count)

@@ -51,6 +51,17 @@ import Testing
         #expect(restored.process(500)?.children == 1)
     }
 
+    /// Written by the build whose namespace inodes were 32-bit: the JSON shape did not
+    /// change with 64-bit inodes, so it loads and is written back byte for byte.
+    @Test func snapshotOfThe32BitInodeBuildLoadsAndIsWrittenBackUnchanged() throws {
+        let bytes = Array(#"{"containers":[{"creation":1,"id":"1","owner":{"pid":500,"start":101},"parent":-1,"slot":0},{"creation":2,"id":"9","owner":{"pid":500,"start":101},"parent":-1,"slot":1}],"namespaceDevice":[0,4],"networks":[{"containers":[1],"netns":4026531840},{"containers":[0],"netns":4026532184}],"nextCreation":3,"processes":[{"capContID":false,"container":-1,"namespaces":{"cgroup":0,"ipc":0,"mnt":4026531841,"net":4026531840,"pid":0,"time":0,"user":0,"uts":0},"parent":0,"parentStart":0,"pid":1,"start":1,"threads":1},{"capContID":false,"container":-1,"namespaces":{"cgroup":0,"ipc":0,"mnt":4026531841,"net":4026531840,"pid":0,"time":0,"user":0,"uts":0},"parent":1,"parentStart":1,"pid":500,"start":101,"threads":1},{"capContID":false,"container":0,"namespaces":{"cgroup":0,"ipc":0,"mnt":4026531841,"net":4026532184,"pid":0,"time":0,"user":0,"uts":0},"parent":500,"parentStart":101,"pid":600,"start":102,"threads":1},{"capContID":false,"container":1,"namespaces":{"cgroup":0,"ipc":0,"mnt":4026531841,"net":4026531840,"pid":0,"time":0,"user":0,"uts":0},"parent":500,"parentStart":101,"pid":601,"start":103,"threads":1}],"version":1}"#.utf8)
+        let restored = try ContainerRegistry.restore(from: bytes) { _ in true }
+        #expect(restored.snapshot() == bytes)
+        #expect(restored.process(600)?.namespaces == NamespaceSet([.net: 4026532184, .mnt: 4026531841]))
+        #expect(restored.networkChains(netns: 4026531840).map(\.description) == ["9"])
+        #expect(restored.networkChains(netns: 4026532184).map(\.description) == ["1"])
+    }
+
     @Test func snapshotOfAnotherVersionIsRefusedWithTheReason() {
         let bytes = Array(#"{"version":7,"namespaceDevice":[0,4],"nextCreation":1,"containers":[],"processes":[],"networks":[]}"#.utf8)
         #expect(throws: SnapshotError(reason: "version 7, this contidd reads version 1")) {

@@ -1,3 +1,4 @@
+import AuditCodec
 import ContainerEngine
 
 /// A process tree for tests: forks with increasing start times, writers with

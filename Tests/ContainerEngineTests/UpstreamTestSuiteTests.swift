@@ -207,7 +207,7 @@ import Testing
 
     /// Upstream §11.2: two tasks in one netns get 123451 then 123452; a packet there names both, newest first.
     @Test func netnsPacketNamesEveryContainerNewestFirst() {
-        let hostNet: UInt32 = 4026531992
+        let hostNet: UInt64 = 4026531992
         let host = TestHost(namespaces: NamespaceSet([.net: hostNet, .mnt: 4026531841]))
         host.fork(1, 8724)
         host.fork(8724, 8730)
@@ -223,7 +223,7 @@ import Testing
     }
 
     @Test func netnsPacketJoinsNestedChainsWithCommas() {
-        let net: UInt32 = 4026532184
+        let net: UInt64 = 4026532184
         let host = TestHost(namespaces: NamespaceSet([.net: net]))
         host.fork(1, 500)
         host.fork(500, 600)

@@ -1,4 +1,5 @@
 import Glibc
+import AuditCodec
 import LinuxAudit
 import Testing
 
@@ -58,7 +59,7 @@ func readLink(_ path: String) -> String {
         #expect(handle.handle.count == 16)
         handle.handle.withUnsafeBytes { raw in
             #expect(raw.loadUnaligned(as: UInt64.self) == theirID)
-            #expect(raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self) == NamespaceKind.net.cloneFlag)
+            #expect(UInt64(raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) == NamespaceKind.net.cloneFlag.rawValue)
             #expect(UInt64(raw.loadUnaligned(fromByteOffset: 12, as: UInt32.self)) == them[.net])
         }
         #expect(handle.liveness() == .alive)

@@ -1,4 +1,5 @@
 import Glibc
+import AuditCodec
 import LinuxAudit
 import SystemPackage
 import Testing

@@ -1,3 +1,4 @@
+import AuditCodec
 import Glibc
 import LinuxAudit
 import SystemPackage

@@ -1,3 +1,4 @@
+import AuditCodec
 import ContainerEngine
 #if canImport(Glibc)
 import Glibc
@@ -71,7 +72,7 @@ enum EngineBench {
         let before = heapInUse()
         let rssBefore = residentBytes()
         let registry = ContainerRegistry()
-        let hostNet: UInt32 = 4_026_531_840
+        let hostNet: UInt64 = 4_026_531_840
         registry.apply(.discovered(ProcessKey(pid: 1, start: 1), parent: 0, namespaces: NamespaceSet([.net: hostNet, .mnt: 4_026_531_841, .pid: 4_026_531_836])))
         var start: UInt64 = 1
         var nextPid: Int32 = 1
@@ -92,7 +93,7 @@ enum EngineBench {
         var members: [[Int32]] = []
         let nestedCount = o.containers / 5
         for c in 0..<(o.containers - nestedCount) {
-            let first = fork(runc.pid, namespaces: NamespaceSet([.net: 4_026_540_000 + UInt32(c)]), flags: .newNet)
+            let first = fork(runc.pid, namespaces: NamespaceSet([.net: 4_026_540_000 + UInt64(c)]), flags: .newNet)
             try! registry.register(writer: runcWriter, target: first, id: ContainerID(UInt64(100_000 + c))!)
             members.append([first.pid])
         }
