@@ -93,8 +93,8 @@ final class KernelAuditSession {
         selfExclusion = exclusion
         switch tracking {
         case .none: trackingRules = []
-        case .namespaces: trackingRules = AuditArch.supported.map { AuditRule.tracking(arch: $0, syscalls: $0.namespaceSyscalls) }
-        case .all: trackingRules = AuditArch.supported.map { AuditRule.tracking(arch: $0) }
+        case .namespaces: trackingRules = AuditRule.namespaceTracking()
+        case .all: trackingRules = AuditRule.fullTracking()
         }
         for rule in trackingRules { try addOwn(rule, prepend: false) }
         return filter

@@ -112,6 +112,18 @@ extension AuditRule {
         return path
     }
 
+    /// contidd's default tracking rules (`tracking_rules = namespaces`): unshare and
+    /// setns on every supported ABI.
+    public static func namespaceTracking(key: String = trackingKey) -> [AuditRule] {
+        AuditArch.supported.map { tracking(arch: $0, syscalls: $0.namespaceSyscalls, key: key) }
+    }
+
+    /// Every process's life (`tracking_rules = all`): clone..clone3, exec, exit_group,
+    /// unshare, setns on every supported ABI.
+    public static func fullTracking(key: String = trackingKey) -> [AuditRule] {
+        AuditArch.supported.map { tracking(arch: $0, key: key) }
+    }
+
     /// `-a always,exit -F arch=<arch> -S clone,fork,... -k <key>` (`syscalls`: the
     /// arch's tracked syscalls unless given).
     public static func tracking(arch: AuditArch, syscalls: [Int]? = nil, key: String = trackingKey) -> AuditRule {

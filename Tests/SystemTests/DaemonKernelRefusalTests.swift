@@ -60,7 +60,7 @@ extension DaemonTests {
     @Test func auditctlDeleteAllWhileRunningPutsContiddsOwnRulesBack() throws {
         try withDaemon(rules: { "-w \($0)/w -p wa -k \(Self.key)\n" }) { daemon, control in
             let own = [AuditRule.selfExclusion(pid: daemon.pid, executable: realPath(daemon.contidd))]
-                + AuditArch.supported.map { AuditRule.tracking(arch: $0) }
+                + AuditRule.namespaceTracking()  // contidd's default tracking_rules
             #expect(try control.listRules().filter { $0.key != Self.key } == own)
             let deleteAll = try runCapturing(["/usr/sbin/auditctl", "-D"])
             #expect(deleteAll.status == 0, "\(deleteAll.output)")

@@ -62,7 +62,7 @@ extension DaemonTests {
             defer { _ = try? runCapturing(["/usr/sbin/auditctl", "-d", "always,exit", "-F", "arch=b64", "-S", "execve", "-k", "later-exec"]) }
             // contidd checks its rules' places periodically: wait until the tracking rules are
             // the last exit rules again, all of them, after the one appended.
-            let tracking = AuditArch.supported.map { AuditRule.tracking(arch: $0) }
+            let tracking = AuditRule.namespaceTracking()  // contidd's default tracking_rules
             func trackingLast() throws -> Bool {
                 let exitRules = try control.listRules().filter { $0.list == .exit }
                 return Array(exitRules.suffix(tracking.count)) == tracking && exitRules.contains { $0.key == "later-exec" }
