@@ -6,8 +6,10 @@
 #   contid replay --format raw > /dev/null   every event assembled, attributed, annotated and written
 #   ausearch --raw -m EXECVE                 the reference tool
 #
-#   Benchmarks/replay.sh [MEGABYTES]      (default 200)
+#   [BASELINE=REV] Benchmarks/replay.sh [MEGABYTES]      (default 200)
 #
+# With BASELINE=REV, that git revision's contid (Benchmarks/build-baseline.sh) replays
+# the same log in the same run, and the new/old ratios print.
 # Prints MB/s and records/s for each, and the ratios contid/wc -l (targets:
 # summary >= 0.5x, raw >= 0.3x) and contid/ausearch.
 set -euo pipefail
@@ -42,6 +44,13 @@ echo "contid:   $out"
 tw=$(best wc -l "$LOG")
 ts=$(best "$BIN" replay --format summary "$LOG")
 tr=$(best "$BIN" replay --format raw "$LOG")
+if [ -n "${BASELINE:-}" ]; then
+  OLD=$(bash Benchmarks/build-baseline.sh "$BASELINE")/contid
+  os=$(best "$OLD" replay --format summary "$LOG")
+  or=$(best "$OLD" replay --format raw "$LOG")
+  cmp <("$BIN" replay --format raw "$LOG") <("$OLD" replay --format raw "$LOG") >/dev/null \
+    && same="identical" || same="DIFFERENT"
+fi
 t0=$(now); ausearch --input "$LOG" --raw -m EXECVE >/dev/null || true; t1=$(now)
 ta=$(echo "$t1 - $t0" | bc -l)
 
@@ -55,3 +64,10 @@ awk -v b="$BYTES" -v r="$RECORDS" -v tw="$tw" -v ts="$ts" -v tr="$tr" -v ta="$ta
   printf "ratio:    raw/wc -l = %.2fx   (target >= 0.3x)\n", tw/tr
   printf "ratio:    contid/ausearch = %.1fx   (summary; target >= 150x and >= 1000 MB/s)\n", ta/ts
 }'
+if [ -n "${BASELINE:-}" ]; then
+  awk -v b="$BYTES" -v ts="$ts" -v tr="$tr" -v os="$os" -v or="$or" -v rev="$BASELINE" -v tw="$tw" -v same="$same" 'BEGIN {
+    printf "%s summary: %.3f s  %8.1f MB/s   (ratio to wc -l %.2fx)\n", rev, os, b/1e6/os, tw/os
+    printf "%s raw:     %.3f s  %8.1f MB/s   (ratio to wc -l %.2fx; raw output %s)\n", rev, or, b/1e6/or, tw/or, same
+    printf "new/%s:  summary %.2fx faster, raw %.2fx faster\n", rev, os/ts, or/tr
+  }'
+fi

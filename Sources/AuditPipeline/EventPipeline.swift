@@ -205,8 +205,8 @@ public final class TrailAttribution: EventAttribution {
             guard h.type == .syscall || h.type == .containerOp || h.type == .setCapContID else { continue }
             event.withRecordBytes(i) { records.append(AuditRecord(text: Array($0), header: h)) }
         }
-        _ = attributor.attribute(AuditEvent(node: nil, serial: event.serial, time: event.time, records: records,
-                                            isLate: event.isLate))
+        attributor.learn(AuditEvent(node: nil, serial: event.serial, time: event.time, records: records,
+                                    isLate: event.isLate))
         _ = attributor.registry.takeRecords()  // the trail already has the daemon's records
         return true
     }

@@ -83,6 +83,12 @@ public final class TrailAttributor {
         self.holdLimit = holdLimit
     }
 
+    /// Learns what `event` says (registrations, process facts) without annotating it:
+    /// the pipeline annotates the borrowed event itself from `registry`.
+    public func learn(_ event: AuditEvent) {
+        _ = process(event, mayWait: false, annotate: false)
+    }
+
     /// Updates the registry from one event and returns it annotated, with its task's chain.
     /// Never holds: an event whose task's parent is not named yet is attributed as the trail stands.
     public func attribute(_ event: AuditEvent) -> (event: AuditEvent, contid: String?) {
@@ -203,7 +209,7 @@ public final class TrailAttributor {
 
     /// Applies one event; nil (and nothing changed for its task) when `mayWait` and its task
     /// descends from a pid the trail has not named yet (`awaitedPID`).
-    private func process(_ event: AuditEvent, mayWait: Bool) -> (event: AuditEvent, contid: String?)? {
+    private func process(_ event: AuditEvent, mayWait: Bool, annotate: Bool = true) -> (event: AuditEvent, contid: String?)? {
         let t = event.time.totalMilliseconds
         if t > clock { clock = t }
         applyDueExits()
@@ -217,7 +223,7 @@ public final class TrailAttributor {
             }
         }
         if let sc { learn(from: sc) }
-        return EventAnnotator.annotate(event, registry: registry)
+        return annotate ? EventAnnotator.annotate(event, registry: registry) : (event, nil)
     }
 
     /// The process-tree facts of a SYSCALL record whose task is known already.
