@@ -9,7 +9,9 @@
 # contidd that audited every fork, exec and exit.
 # Prints each rate, events logged and attributed, and the ratios to audit off
 # (target >= 0.9 for contidd). Needs root, auditd installed and not running.
-# Restores kernel audit state. Usage: Benchmarks/hostcost.sh [RATE] [SECONDS]
+# Restores kernel audit state. Each round measures every case once, in turn (ROUNDS,
+# default 3), so a drift of the machine hits all alike; the ratios are of the sums.
+# Usage: [BASELINE=REV] [ROUNDS=N] Benchmarks/hostcost.sh [RATE] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate="${1:-2500}"
@@ -41,6 +43,7 @@ restore() {
   sleep 1
   auditctl -D >/dev/null 2>&1 || true
   auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null 2>&1 || true
+  if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS"; cp "$work"/*.err* "$KEEP_LOGS"/ 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap restore EXIT
@@ -67,15 +70,17 @@ spawner() {
 # Waits until nothing the spawner started is left (children finish after it stops).
 settle() { for _ in $(seq 100); do pgrep -f "busybox sh -c : >> $watched" >/dev/null || break; sleep 0.1; done; sleep 1; }
 
-# --- audit off ---------------------------------------------------------------
-auditctl -D >/dev/null
-auditctl -e 0 >/dev/null
-read -r off_rate off_n < <(spawner)
-settle
+measure_off() {
+  auditctl -D >/dev/null
+  auditctl -e 0 >/dev/null
+  local r; r=$(spawner)
+  settle
+  echo "$r"
+}
 
-# --- auditd, the same kernel rules contidd loads -----------------------------
-mkdir -p "$work/auditd/plugins"
-cat > "$work/auditd/auditd.conf" <<CONF
+write_auditd_conf() {
+  mkdir -p "$work/auditd/plugins"
+  cat > "$work/auditd/auditd.conf" <<CONF
 local_events = yes
 write_logs = yes
 log_file = $work/auditd/audit.log
@@ -101,55 +106,87 @@ overflow_action = SYSLOG
 max_restarts = 10
 end_of_event_timeout = 2
 CONF
-chmod 640 "$work/auditd/auditd.conf"
-auditctl -b 8192 >/dev/null
-auditctl -w "$watched" -p wa -k bench >/dev/null
-auditctl -a always,exit -F arch=b64 -S unshare,setns -k contid-track >/dev/null
-auditctl -a always,exit -F arch=b32 -S unshare,setns -k contid-track >/dev/null
-auditd -n -c "$work/auditd" >"$work/auditd.out" 2>&1 &
-auditd_pid=$!
-sleep 2
-read -r auditd_rate auditd_n < <(spawner)
-settle
-kill -TERM "$auditd_pid"; wait "$auditd_pid" 2>/dev/null || true
-auditd_events=$(cat "$work"/auditd/audit.log* | grep -c 'key="bench"' || true)
-auditctl -D >/dev/null
-auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null
+  chmod 640 "$work/auditd/auditd.conf"
+}
 
-# --- contidd (the spawner in a registered container) -------------------------
+measure_auditd() {  # -> "rate n events"
+  rm -f "$work"/auditd/audit.log*
+  auditctl -b 8192 >/dev/null
+  auditctl -w "$watched" -p wa -k bench >/dev/null
+  auditctl -a always,exit -F arch=b64 -S unshare,setns -k contid-track >/dev/null
+  auditctl -a always,exit -F arch=b32 -S unshare,setns -k contid-track >/dev/null
+  auditd -n -c "$work/auditd" >"$work/auditd.out" 2>&1 &
+  local pid=$!
+  sleep 2
+  local r; r=$(spawner)
+  settle
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  # The kernel forgets its audit daemon when the socket closes; wait for it.
+  for _ in $(seq 50); do [ "$(auditctl -s | awk '$1 == "pid" {print $2}')" = 0 ] && break; sleep 0.1; done
+  auditctl -D >/dev/null
+  auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null
+  # Printed last: the caller reads this line through a pipe and goes on at once.
+  echo "$r $(cat "$work"/auditd/audit.log* | grep -c 'key="bench"' || true)"
+}
+
 mkdir -p "$work/rules.d"
 printf -- '-w %s -p wa -k bench\n' "$watched" > "$work/rules.d/10-bench.rules"
 printf 'max_log_file = 500\nnum_logs = 5\nflush = incremental_async\nfreq = 50\nbacklog_limit = 8192\n' > "$work/contidd.conf"
 run_contidd() {  # BIN_DIR NAME -> "rate n events attributed"
   local dir="$1" name="$2"
+  rm -rf "$work/$name" "$work/state-$name"
   "$dir/contidd" --source netlink --config "$work/contidd.conf" --log-dir "$work/$name" --run-dir "$work/run-$name" \
     --state-dir "$work/state-$name" --rules-dir "$work/rules.d" --log-format raw 2>"$work/$name.err" &
   local pid=$!
   for _ in $(seq 100); do [ -S "$work/run-$name/contid.sock" ] && break; sleep 0.1; done
+  if [ ! -S "$work/run-$name/contid.sock" ] || ! kill -0 "$pid" 2>/dev/null; then
+    echo "contidd ($name) did not start:" >&2; cat "$work/$name.err" >&2; exit 1
+  fi
   sleep 1
   rm -f "$work/go"; mkfifo "$work/go"
   ( read -r _ < "$work/go"; spawner > "$work/$name.rate" ) &
   local wpid=$!
-  "$dir/contid" --run-dir "$work/run-$name" set "$wpid" 4242 >&2
+  if ! "$dir/contid" --run-dir "$work/run-$name" set "$wpid" 4242 >&2; then
+    kill "$wpid" 2>/dev/null; echo "registering the spawner with contidd ($name) failed" >&2; cat "$work/$name.err" >&2; exit 1
+  fi
   echo go > "$work/go"
   wait "$wpid"
   settle
   kill -TERM "$pid"; wait "$pid" || true
+  cp "$work/$name.err" "$work/$name.err.$round" 2>/dev/null || true
   local events attributed
   events=$(cat "$work/$name"/audit.log* | grep -c 'key="bench"' || true)
-  attributed=$(cat "$work/$name"/audit.log* | grep -A1 'key="bench"' | grep -c '^type=CONTAINER_ID.* contid=4242$' || true)
+  attributed=$(cat "$work/$name"/audit.log* | grep -c '^type=CONTAINER_ID.* contid=4242$' || true)
   echo "$(cat "$work/$name.rate") $events $attributed"
 }
-read -r contidd_rate contidd_n contidd_events contidd_attr < <(run_contidd "$bin" contidd)
-if [ -n "$baseline_bin" ]; then
-  read -r base_rate base_n base_events base_attr < <(run_contidd "$baseline_bin" baseline)
-fi
-
+write_auditd_conf
+rounds=${ROUNDS:-3}
+declare -a OFF AUD NEW BASE
+summary=""
+for round in $(seq "$rounds"); do
+  read -r off_rate off_n < <(measure_off)
+  read -r auditd_rate auditd_n auditd_events < <(measure_auditd)
+  read -r contidd_rate contidd_n contidd_events contidd_attr < <(run_contidd "$bin" contidd) || true
+  [ -n "${contidd_attr:-}" ] || { echo "round $round: the contidd run failed (above)" >&2; exit 1; }
+  line="round $round: audit off ${off_rate}/s | auditd ${auditd_rate}/s ($auditd_events events) | contidd ${contidd_rate}/s ($contidd_events events, $contidd_attr attributed to 4242)"
+  OFF+=("$off_rate"); AUD+=("$auditd_rate"); NEW+=("$contidd_rate")
+  if [ -n "$baseline_bin" ]; then
+    read -r base_rate base_n base_events base_attr < <(run_contidd "$baseline_bin" baseline) || true
+    [ -n "${base_attr:-}" ] || { echo "round $round: the baseline contidd run failed (above)" >&2; exit 1; }
+    line="$line | contidd $BASELINE ${base_rate}/s ($base_events events, $base_attr attributed)"
+    BASE+=("$base_rate")
+  fi
+  echo "$line" >&2
+  summary="$summary$line"$'\n'
+done
+sum() { local t=0; for v in "$@"; do t=$((t + v)); done; echo "$t"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-echo "spawner asking ${rate}/s for ${seconds} s; rules: one watch (+ contidd's unshare/setns tracking rules)"
-echo "audit off:        ${off_rate}/s (${off_n} spawned)"
-echo "auditd (RAW):     ${auditd_rate}/s (${auditd_n} spawned, ${auditd_events} events)   ratio to audit off $(ratio "$auditd_rate" "$off_rate")"
-echo "contidd:          ${contidd_rate}/s (${contidd_n} spawned, ${contidd_events} events, ${contidd_attr} attributed to 4242)   ratio to audit off $(ratio "$contidd_rate" "$off_rate") (target >= 0.90)"
+off_sum=$(sum "${OFF[@]}")
+echo "spawner asking ${rate}/s for ${seconds} s, ${rounds} rounds (each: audit off, auditd, contidd${BASELINE:+, contidd $BASELINE}); rules: one watch (+ unshare/setns tracking rules)"
+printf '%s' "$summary"
+echo "audit off:  $((off_sum / rounds))/s on average"
+echo "auditd:     $(( $(sum "${AUD[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${AUD[@]}")" "$off_sum")"
+echo "contidd:    $(( $(sum "${NEW[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${NEW[@]}")" "$off_sum") (target >= 0.90)"
 if [ -n "$baseline_bin" ]; then
-  echo "contidd ${BASELINE}: ${base_rate}/s (${base_n} spawned, ${base_events} events, ${base_attr} attributed)   ratio to audit off $(ratio "$base_rate" "$off_rate")"
+  echo "contidd $BASELINE: $(( $(sum "${BASE[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${BASE[@]}")" "$off_sum")"
 fi
