@@ -68,6 +68,7 @@ let package = Package(
         .testTarget(
             name: "AuditCodecTests",
             dependencies: [
+                "TestSupport",
                 "AuditCodec",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
@@ -79,7 +80,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "AuditPipelineTests",
-            dependencies: ["AuditCodec", "ContainerEngine", "AuditPipeline"]),
+            dependencies: ["TestSupport", "AuditCodec", "ContainerEngine", "AuditPipeline"]),
         .testTarget(
             name: "SystemTests",
             dependencies: ["AuditCodec", "ContainerEngine", "AuditPipeline", "LinuxAudit"]),

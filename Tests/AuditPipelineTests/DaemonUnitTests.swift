@@ -2,6 +2,7 @@ import AuditCodec
 import AuditPipeline
 import ContainerEngine
 import Glibc
+import TestSupport
 import Testing
 
 @Suite struct RegistrationProtocolTests {

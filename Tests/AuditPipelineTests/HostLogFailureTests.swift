@@ -2,6 +2,7 @@ import AuditCodec
 import AuditPipeline
 import ContainerEngine
 import Glibc
+import TestSupport
 import Testing
 
 /// The host log when its file cannot be written: nothing torn, nothing twice, losses counted.
