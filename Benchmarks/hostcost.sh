@@ -14,6 +14,7 @@
 # Usage: [BASELINE=REV] [ROUNDS=N] Benchmarks/hostcost.sh [RATE] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source Benchmarks/auditd-conf.sh
 rate="${1:-2500}"
 seconds="${2:-20}"
 scratch="${SCRATCH_PATH:-.build}"
@@ -78,36 +79,6 @@ measure_off() {
   echo "$r"
 }
 
-write_auditd_conf() {
-  mkdir -p "$work/auditd/plugins"
-  cat > "$work/auditd/auditd.conf" <<CONF
-local_events = yes
-write_logs = yes
-log_file = $work/auditd/audit.log
-log_group = root
-log_format = RAW
-flush = INCREMENTAL_ASYNC
-freq = 50
-max_log_file = 500
-num_logs = 5
-priority_boost = 4
-name_format = NONE
-max_log_file_action = ROTATE
-space_left = 2
-space_left_action = IGNORE
-admin_space_left = 1
-admin_space_left_action = IGNORE
-disk_full_action = IGNORE
-disk_error_action = IGNORE
-use_libwrap = no
-plugin_dir = $work/auditd/plugins
-q_depth = 2000
-overflow_action = SYSLOG
-max_restarts = 10
-end_of_event_timeout = 2
-CONF
-  chmod 640 "$work/auditd/auditd.conf"
-}
 
 measure_auditd() {  # -> "rate n events"
   rm -f "$work"/auditd/audit.log*
@@ -159,7 +130,7 @@ run_contidd() {  # BIN_DIR NAME -> "rate n events attributed"
   attributed=$(cat "$work/$name"/audit.log* | grep -c '^type=CONTAINER_ID.* contid=4242$' || true)
   echo "$(cat "$work/$name.rate") $events $attributed"
 }
-write_auditd_conf
+write_auditd_conf "$work/auditd"
 rounds=${ROUNDS:-3}
 declare -a OFF AUD NEW BASE
 summary=""

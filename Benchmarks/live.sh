@@ -10,6 +10,7 @@
 # Usage: [BASELINE=REV] Benchmarks/live.sh [RATE] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source Benchmarks/auditd-conf.sh
 rate="${1:-1000}"
 seconds="${2:-30}"
 scratch="${SCRATCH_PATH:-.build}"
@@ -70,34 +71,7 @@ cpu_seconds() {  # utime + stime of a live process, in seconds
 lost() { auditctl -s | awk '$1 == "lost" {print $2}'; }
 
 # --- auditd -----------------------------------------------------------------
-mkdir -p "$work/auditd" "$work/auditd/plugins"
-cat > "$work/auditd/auditd.conf" <<EOF
-local_events = yes
-write_logs = yes
-log_file = $work/auditd/audit.log
-log_group = root
-log_format = RAW
-flush = INCREMENTAL_ASYNC
-freq = 50
-max_log_file = 500
-num_logs = 5
-priority_boost = 4
-name_format = NONE
-max_log_file_action = ROTATE
-space_left = 2
-space_left_action = IGNORE
-admin_space_left = 1
-admin_space_left_action = IGNORE
-disk_full_action = IGNORE
-disk_error_action = IGNORE
-use_libwrap = no
-plugin_dir = $work/auditd/plugins
-q_depth = 2000
-overflow_action = SYSLOG
-max_restarts = 10
-end_of_event_timeout = 2
-EOF
-chmod 640 "$work/auditd/auditd.conf"
+write_auditd_conf "$work/auditd"
 auditctl -D >/dev/null
 auditctl -b 8192 >/dev/null
 while read -r line; do auditctl $line >/dev/null; done <<<"$rules"
