@@ -68,6 +68,10 @@ spawner() {
   ' "$rate" "$seconds" "$watched"
 }
 
+cpu_seconds() {  # utime + stime of a live process, in seconds
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
+}
+
 # Waits until nothing the spawner started is left (children finish after it stops).
 settle() { for _ in $(seq 100); do pgrep -f "busybox sh -c : >> $watched" >/dev/null || break; sleep 0.1; done; sleep 1; }
 
@@ -91,13 +95,14 @@ measure_auditd() {  # -> "rate n events"
   sleep 2
   local r; r=$(spawner)
   settle
+  local cpu; cpu=$(cpu_seconds "$pid")
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   # The kernel forgets its audit daemon when the socket closes; wait for it.
   for _ in $(seq 50); do [ "$(auditctl -s | awk '$1 == "pid" {print $2}')" = 0 ] && break; sleep 0.1; done
   auditctl -D >/dev/null
   auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null
   # Printed last: the caller reads this line through a pipe and goes on at once.
-  echo "$r $(cat "$work"/auditd/audit.log* | grep -c 'key="bench"' || true)"
+  echo "$r $(cat "$work"/auditd/audit.log* | grep -c 'key="bench"' || true) $cpu"
 }
 
 mkdir -p "$work/rules.d"
@@ -123,12 +128,13 @@ run_contidd() {  # BIN_DIR NAME -> "rate n events attributed"
   echo go > "$work/go"
   wait "$wpid"
   settle
+  local cpu; cpu=$(cpu_seconds "$pid")
   kill -TERM "$pid"; wait "$pid" || true
   cp "$work/$name.err" "$work/$name.err.$round" 2>/dev/null || true
   local events attributed
   events=$(cat "$work/$name"/audit.log* | grep -c 'key="bench"' || true)
   attributed=$(cat "$work/$name"/audit.log* | grep -c '^type=CONTAINER_ID.* contid=4242$' || true)
-  echo "$(cat "$work/$name.rate") $events $attributed"
+  echo "$(cat "$work/$name.rate") $events $attributed $cpu"
 }
 write_auditd_conf "$work/auditd"
 rounds=${ROUNDS:-3}
@@ -136,15 +142,15 @@ declare -a OFF AUD NEW BASE
 summary=""
 for round in $(seq "$rounds"); do
   read -r off_rate off_n < <(measure_off)
-  read -r auditd_rate auditd_n auditd_events < <(measure_auditd)
-  read -r contidd_rate contidd_n contidd_events contidd_attr < <(run_contidd "$bin" contidd) || true
+  read -r auditd_rate auditd_n auditd_events auditd_cpu < <(measure_auditd)
+  read -r contidd_rate contidd_n contidd_events contidd_attr contidd_cpu < <(run_contidd "$bin" contidd) || true
   [ -n "${contidd_attr:-}" ] || { echo "round $round: the contidd run failed (above)" >&2; exit 1; }
-  line="round $round: audit off ${off_rate}/s | auditd ${auditd_rate}/s ($auditd_events events) | contidd ${contidd_rate}/s ($contidd_events events, $contidd_attr attributed to 4242)"
+  line="round $round: audit off ${off_rate}/s | auditd ${auditd_rate}/s ($auditd_events events, cpu ${auditd_cpu} s) | contidd ${contidd_rate}/s ($contidd_events events, $contidd_attr attributed to 4242, cpu ${contidd_cpu} s)"
   OFF+=("$off_rate"); AUD+=("$auditd_rate"); NEW+=("$contidd_rate")
   if [ -n "$baseline_bin" ]; then
-    read -r base_rate base_n base_events base_attr < <(run_contidd "$baseline_bin" baseline) || true
+    read -r base_rate base_n base_events base_attr base_cpu < <(run_contidd "$baseline_bin" baseline) || true
     [ -n "${base_attr:-}" ] || { echo "round $round: the baseline contidd run failed (above)" >&2; exit 1; }
-    line="$line | contidd $BASELINE ${base_rate}/s ($base_events events, $base_attr attributed)"
+    line="$line | contidd $BASELINE ${base_rate}/s ($base_events events, $base_attr attributed, cpu ${base_cpu} s)"
     BASE+=("$base_rate")
   fi
   echo "$line" >&2
