@@ -14,20 +14,12 @@
 # Usage: [BASELINE=REV] [ROUNDS=N] Benchmarks/hostcost.sh [RATE] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source Benchmarks/auditd-conf.sh
+source Benchmarks/daemon-bench.sh
 rate="${1:-2500}"
 seconds="${2:-20}"
 scratch="${SCRATCH_PATH:-.build}"
 
-[ "$(id -u)" = 0 ] || { echo "hostcost.sh needs root (it runs audit daemons)" >&2; exit 1; }
-if pgrep -x auditd >/dev/null || pgrep -x contidd >/dev/null; then
-  echo "an auditd or contidd is running; stop it first" >&2; exit 1
-fi
-# Kernel audit state is one per machine: wait for any system test or benchmark using it.
-exec 9>/run/lock/contid-audit-tests.lock
-flock 9
-swift build -c release --scratch-path "$scratch" --product contidd >&2
-swift build -c release --scratch-path "$scratch" --product contid >&2
+daemon_bench_setup hostcost.sh "$scratch"
 bin="$scratch/release"
 baseline_bin=""
 if [ -n "${BASELINE:-}" ]; then baseline_bin=$(bash Benchmarks/build-baseline.sh "$BASELINE"); fi

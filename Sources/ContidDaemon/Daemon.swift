@@ -68,7 +68,7 @@ public final class Daemon {
         log = try HostLogWriter(directory: configuration.logDirectory, format: configuration.logFormat,
                                 maxFileBytes: configuration.maxLogFileMB << 20, numLogs: configuration.numLogs,
                                 flush: configuration.flush, frequency: configuration.frequency)
-        registry = state.loadRegistry { key in ProcStat.startTime(pid: key.pid) == key.start }
+        registry = state.loadRegistry { key in ProcFS().startTime(pid: key.pid) == key.start }
         tracker = ProcessTracker(registry: registry, events: try ProcConnectorEvents(), processes: ProcFS(), clock: clock,
                                  graceMilliseconds: configuration.graceMilliseconds)
         tracker.scan()

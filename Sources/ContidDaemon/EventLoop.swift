@@ -1,3 +1,4 @@
+import Glibc
 import LinuxAudit
 
 /// contidd's one thread: one poll(2) over every part's descriptors, each part served
@@ -68,5 +69,3 @@ final class EventLoop {
         afterRound()
     }
 }
-
-import Glibc

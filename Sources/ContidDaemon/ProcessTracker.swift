@@ -260,9 +260,3 @@ final class ProcessTracker {
         for (k, parent) in list.reversed() { registry.apply(.discovered(k, parent: parent)) }
     }
 }
-
-/// The start time of a process as the real /proc says (registration targets and
-/// restored snapshots; the tracker uses its own source).
-enum ProcStat {
-    static func startTime(pid: Int32) -> UInt64? { ProcFS().startTime(pid: pid) }
-}

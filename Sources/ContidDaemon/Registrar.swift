@@ -69,8 +69,8 @@ final class Registrar {
             return capContID(pid: pid, value: value, forParent: forParent, peer: peer, now: now)
         case let .get(pid):
             if let refusal = readRefusal(peer) { return refusal }
-            guard let state = registry.process(pid), ProcStat.startTime(pid: pid) == state.process.start else {
-                if ProcStat.startTime(pid: pid) == nil { return Outcome(replies: [.error(errno: "ESRCH", message: "no process \(pid)")]) }
+            guard let state = registry.process(pid), proc.startTime(pid: pid) == state.process.start else {
+                if proc.startTime(pid: pid) == nil { return Outcome(replies: [.error(errno: "ESRCH", message: "no process \(pid)")]) }
                 return Outcome(replies: [.ok("-1")])
             }
             return Outcome(replies: [.ok(state.chain.description)])
@@ -295,7 +295,7 @@ final class Registrar {
 struct LiveTopology: ProcessTopology {
     let proc: ProcFS
 
-    func startTime(of pid: Int32) -> UInt64? { ProcStat.startTime(pid: pid) }
+    func startTime(of pid: Int32) -> UInt64? { proc.startTime(pid: pid) }
     func parent(of pid: Int32) -> Int32? { (try? proc.stat(pid: pid))?.ppid }
     func childCount(of pid: Int32) -> Int { (try? proc.children(pid: pid))?.count ?? 0 }
 }

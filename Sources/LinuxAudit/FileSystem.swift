@@ -46,8 +46,6 @@ public enum FileSystem {
         }
     }
 
-    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
-
     public static func isDirectory(_ path: String) -> Bool {
         guard let st = try? Syscall.fileStatus(path) else { return false }
         return st.st_mode & S_IFMT == S_IFDIR

@@ -32,10 +32,3 @@ public func fileContents(_ path: String) -> String {
     }
     return String(decoding: out, as: UTF8.self)
 }
-
-/// Writes `text` to `path` (replacing it).
-public func writeFile(_ path: String, _ text: String) {
-    guard let f = fopen(path, "w") else { return }
-    defer { fclose(f) }
-    _ = text.utf8CString.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count - 1, f) }
-}
