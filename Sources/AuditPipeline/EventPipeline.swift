@@ -191,23 +191,32 @@ public final class RegistryAttribution: EventAttribution {
 }
 
 /// Offline attribution: the trail rebuilds the registry (`TrailAttributor`). The
-/// attributor learns from SYSCALL, CONTAINER_OP and SET_CAPCONTID records (and the
-/// event's time), so it is given an owned copy of those only; the annotation is then
-/// computed on the borrowed event from the registry it updated.
+/// attributor learns from the SYSCALL record's facts (read from the borrowed bytes in
+/// one walk), CONTAINER_OP and SET_CAPCONTID records (owned copies: rare) and the
+/// event's time; the annotation is then computed on the borrowed event from the
+/// registry it updated.
 public final class TrailAttribution: EventAttribution {
     public let attributor: TrailAttributor
     public init(_ attributor: TrailAttributor) { self.attributor = attributor }
 
     public func observe(_ event: AuditEventView, annotation: EventAnnotation) -> Bool {
+        var facts: SyscallFacts?
         var records: [AuditRecord] = []
         for i in 0..<event.recordCount {
             let h = event.header(i)
-            guard h.type == .syscall || h.type == .containerOp || h.type == .setCapContID else { continue }
-            event.withRecordBytes(i) { records.append(AuditRecord(text: Array($0), header: h)) }
+            if h.type == .syscall {
+                if facts == nil {
+                    facts = event.withRecordBytes(i) {
+                        SyscallFacts(body: UnsafeRawBufferPointer(rebasing: $0[Int(h.bodyStart)..<Int(h.bodyEnd)]))
+                    }
+                }
+            } else if h.type == .containerOp || h.type == .setCapContID {
+                // Registrations are rare: the only records copied.
+                event.withRecordBytes(i) { records.append(AuditRecord(text: Array($0), header: h)) }
+            }
         }
-        attributor.learn(AuditEvent(node: nil, serial: event.serial, time: event.time, records: records,
-                                    isLate: event.isLate))
-        _ = attributor.registry.takeRecords()  // the trail already has the daemon's records
+        attributor.learn(time: event.time, syscall: facts, records: records)
+        if attributor.registry.pendingRecordCount > 0 { _ = attributor.registry.takeRecords() }  // the trail has the daemon's
         return true
     }
 

@@ -30,7 +30,7 @@ public final class LogReader {
     }
 
     /// Opens a file, or standard input for "-".
-    public init(path: String, chunkSize: Int = 4 << 20) throws {
+    public init(path: String, chunkSize: Int = 256 << 10) throws {
         self.path = path
         if path == "-" {
             fd = 0

@@ -89,6 +89,13 @@ public final class TrailAttributor {
         _ = process(event, mayWait: false, annotate: false)
     }
 
+    /// Learns from an event given as its SYSCALL facts and its CONTAINER_OP / SET_CAPCONTID
+    /// records (the pipeline's path: the facts are read from the borrowed bytes, and the
+    /// rare registration records are the only copies made).
+    public func learn(time: AuditTime, syscall: SyscallFacts?, records: [AuditRecord]) {
+        _ = apply(time: time, syscall: syscall, records: records, mayWait: false)
+    }
+
     /// Updates the registry from one event and returns it annotated, with its task's chain.
     /// Never holds: an event whose task's parent is not named yet is attributed as the trail stands.
     public func attribute(_ event: AuditEvent) -> (event: AuditEvent, contid: String?) {
@@ -113,7 +120,7 @@ public final class TrailAttributor {
         }
         held.append(event)
         eventsHeld += 1
-        if awaitedPID != 0, hints[awaitedPID] == nil, let sc = event.first(.syscall) { noteHint(sc) }
+        if awaitedPID != 0, hints[awaitedPID] == nil, let sc = event.first(.syscall) { noteHint(SyscallFacts(sc)) }
         release(force: false, emit)
     }
 
@@ -181,7 +188,7 @@ public final class TrailAttributor {
     }
 
     /// Records what a held record says of the awaited pid: a clone returned it, or it is its own.
-    private func noteHint(_ sc: AuditRecord) {
+    private func noteHint(_ sc: SyscallFacts) {
         guard let pid = sc.pid else { return }
         if let child = forkReturn(sc), child == awaitedPID {
             hints[child] = pid
@@ -194,7 +201,7 @@ public final class TrailAttributor {
     private func findHint(for pid: Int32) -> Bool {
         var own: Int32 = 0
         for i in (heldFirst + 1)..<held.count {
-            guard let sc = held[i].first(.syscall), let caller = sc.pid else { continue }
+            guard let sc = held[i].first(.syscall).map(SyscallFacts.init), let caller = sc.pid else { continue }
             if let child = forkReturn(sc), child == pid {
                 hints[pid] = caller
                 return true
@@ -210,12 +217,19 @@ public final class TrailAttributor {
     /// Applies one event; nil (and nothing changed for its task) when `mayWait` and its task
     /// descends from a pid the trail has not named yet (`awaitedPID`).
     private func process(_ event: AuditEvent, mayWait: Bool, annotate: Bool = true) -> (event: AuditEvent, contid: String?)? {
-        let t = event.time.totalMilliseconds
+        let sc = event.first(.syscall).map(SyscallFacts.init)
+        guard apply(time: event.time, syscall: sc, records: event.records, mayWait: mayWait) else { return nil }
+        return annotate ? EventAnnotator.annotate(event, registry: registry) : (event, nil)
+    }
+
+    /// Applies one event's facts; false (and nothing changed for its task) when `mayWait`
+    /// and its task descends from a pid the trail has not named yet (`awaitedPID`).
+    private func apply(time: AuditTime, syscall sc: SyscallFacts?, records: [AuditRecord], mayWait: Bool) -> Bool {
+        let t = time.totalMilliseconds
         if t > clock { clock = t }
         applyDueExits()
-        let sc = event.first(.syscall)
-        if let sc, let pid = sc.pid, !known(pid, parent: sc.ppid ?? 0, mayWait: mayWait) { return nil }
-        for r in event.records {
+        if let sc, let pid = sc.pid, !known(pid, parent: sc.ppid ?? 0, mayWait: mayWait) { return false }
+        for r in records {
             switch r.type {
             case .containerOp: applyContainerOp(r)
             case .setCapContID: applyCapContID(r)
@@ -223,14 +237,14 @@ public final class TrailAttributor {
             }
         }
         if let sc { learn(from: sc) }
-        return annotate ? EventAnnotator.annotate(event, registry: registry) : (event, nil)
+        return true
     }
 
     /// The process-tree facts of a SYSCALL record whose task is known already.
-    private func learn(from sc: AuditRecord) {
+    private func learn(from sc: SyscallFacts) {
         guard let pid = sc.pid else { return }
         guard let number = sc.syscall else { return }
-        let arch = sc["arch"].flatMap { AuditArch(field: $0) } ?? .x86_64
+        let arch = sc.arch ?? .x86_64
         switch SyscallKind(arch: arch, number: number) {
         case .fork:
             guard let c = forkReturn(sc, number: number, arch: arch) else { return }
@@ -253,17 +267,17 @@ public final class TrailAttributor {
     }
 
     /// The child a successful clone/fork/vfork/clone3 returned (not a thread), as the caller sees it.
-    private func forkReturn(_ sc: AuditRecord) -> Int32? {
+    private func forkReturn(_ sc: SyscallFacts) -> Int32? {
         guard let number = sc.syscall else { return nil }
-        let arch = sc["arch"].flatMap { AuditArch(field: $0) } ?? .x86_64
+        let arch = sc.arch ?? .x86_64
         guard SyscallKind(arch: arch, number: number) == .fork else { return nil }
         return forkReturn(sc, number: number, arch: arch)
     }
 
-    private func forkReturn(_ sc: AuditRecord, number: Int, arch: AuditArch) -> Int32? {
+    private func forkReturn(_ sc: SyscallFacts, number: Int, arch: AuditArch) -> Int32? {
         // The return value is the child's pid as the parent sees it (its pid namespace).
         guard sc.success == true, let child = sc.exit, child > 0, child <= Int64(Int32.max) else { return nil }
-        let flags = sc.argument(0) ?? 0
+        let flags = sc.a0 ?? 0
         if number == SyscallKind.cloneNumber(arch), flags & 0x10000 != 0 { return nil }  // CLONE_THREAD
         return Int32(child)
     }

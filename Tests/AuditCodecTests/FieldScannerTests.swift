@@ -156,3 +156,37 @@ import Testing
         #expect(eight("/7959291") == nil)
     }
 }
+
+/// SyscallFacts (offline attribution's one walk over a SYSCALL record) reads what the
+/// record's own accessors read, field by field.
+@Suite struct SyscallFactsTests {
+    @Test(arguments: Corpus.logFiles)
+    func factsAgreeWithTheRecordAccessorsOnEverySyscallRecord(path: String) throws {
+        var checked = 0
+        for line in try Corpus.lines(path) where !line.isEmpty && line.first != UInt8(ascii: "#") {
+            guard let r = try? AuditRecord(parsing: line), r.type == .syscall else { continue }
+            let f = SyscallFacts(r)
+            let arch = r["arch"].flatMap { AuditArch(field: $0) }
+            #expect(f == SyscallFacts(arch: arch, syscall: r.syscall, success: r.success, exit: r.exit,
+                                      a0: r.argument(0), ppid: r.ppid, pid: r.pid), "\(path): \(r.text.count) bytes")
+            checked += 1
+        }
+        // Every SYSCALL line of the file took part (counted by its text, independently of the parser).
+        let syscallLines = try Corpus.lines(path).filter { line in
+            String(decoding: line, as: UTF8.self).contains("type=SYSCALL msg=audit(")
+        }.count
+        #expect(checked == syscallLines, "\(path)")
+    }
+
+    @Test func aQuotedValueNeverPassesForAField() {
+        let body = Array(" arch=c000003e syscall=56 success=yes exit=4242 a0=1200011 comm=\"x pid=1 ppid=9\" ppid=77 pid=4200".utf8)
+        let f = body.withUnsafeBytes { SyscallFacts(body: $0) }
+        #expect(f == SyscallFacts(arch: .x86_64, syscall: 56, success: true, exit: 4242, a0: 0x1200011, ppid: 77, pid: 4200))
+    }
+
+    @Test func theFirstOfARepeatedNameCountsAndAbsentOnesAreNil() {
+        let body = Array("pid=5 pid=6 success=no exit=-2 junk a0=zz".utf8)
+        let f = body.withUnsafeBytes { SyscallFacts(body: $0) }
+        #expect(f == SyscallFacts(arch: nil, syscall: nil, success: false, exit: -2, a0: nil, ppid: nil, pid: 5))
+    }
+}
