@@ -7,8 +7,11 @@
 # namespace tracking rules). With BASELINE=REV the contidd of that git revision is
 # measured too (built into .build-baseline-REV), e.g. BASELINE=4b45108 for the
 # contidd that audited every fork, exec and exit.
+# Also measured: the kernel floor (audit on with the same rules, Benchmarks/audit-sink.py
+# reading and discarding every record): what auditing these rules costs the host before
+# any daemon does work; no daemon can beat it.
 # Prints each rate, events logged and attributed, and the ratios to audit off
-# (target >= 0.9 for contidd). Needs root, auditd installed and not running.
+# (target >= 0.9 for contidd) and to the floor. Needs root, auditd installed and not running.
 # Restores kernel audit state. Each round measures every case once, in turn (ROUNDS,
 # default 3), so a drift of the machine hits all alike; the ratios are of the sums.
 # Usage: [BASELINE=REV] [ROUNDS=N] Benchmarks/hostcost.sh [RATE] [SECONDS]
@@ -32,7 +35,7 @@ found_enabled=$(auditctl -s | awk '$1 == "enabled" {print $2}')
 found_backlog=$(auditctl -s | awk '$1 == "backlog_limit" {print $2}')
 
 restore() {
-  for p in $(pgrep -x auditd) $(pgrep -x contidd); do kill -TERM "$p" 2>/dev/null || true; done
+  for p in $(pgrep -x auditd) $(pgrep -x contidd) $(pgrep -f Benchmarks/audit-sink.py); do kill -TERM "$p" 2>/dev/null || true; done
   sleep 1
   auditctl -D >/dev/null 2>&1 || true
   auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null 2>&1 || true
@@ -97,6 +100,23 @@ measure_auditd() {  # -> "rate n events"
   echo "$r $(cat "$work"/auditd/audit.log* | grep -c 'key="bench"' || true) $cpu"
 }
 
+measure_floor() {  # -> "rate n records": the kernel's own cost (same rules, a daemon that discards)
+  auditctl -b 8192 >/dev/null
+  auditctl -w "$watched" -p wa -k bench >/dev/null
+  auditctl -a always,exit -F arch=b64 -S unshare,setns -k contid-track >/dev/null
+  auditctl -a always,exit -F arch=b32 -S unshare,setns -k contid-track >/dev/null
+  python3 Benchmarks/audit-sink.py >"$work/sink.out" 2>&1 &
+  local pid=$!
+  for _ in $(seq 50); do [ "$(auditctl -s | awk '$1 == "pid" {print $2}')" = "$pid" ] && break; sleep 0.1; done
+  local r; r=$(spawner)
+  settle
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do [ "$(auditctl -s | awk '$1 == "pid" {print $2}')" = 0 ] && break; sleep 0.1; done
+  auditctl -D >/dev/null
+  auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null
+  echo "$r $(cat "$work/sink.out")"
+}
+
 mkdir -p "$work/rules.d"
 printf -- '-w %s -p wa -k bench\n' "$watched" > "$work/rules.d/10-bench.rules"
 printf 'max_log_file = 500\nnum_logs = 5\nflush = incremental_async\nfreq = 50\nbacklog_limit = 8192\n' > "$work/contidd.conf"
@@ -130,15 +150,16 @@ run_contidd() {  # BIN_DIR NAME -> "rate n events attributed"
 }
 write_auditd_conf "$work/auditd"
 rounds=${ROUNDS:-3}
-declare -a OFF AUD NEW BASE
+declare -a OFF FLOOR AUD NEW BASE
 summary=""
 for round in $(seq "$rounds"); do
   read -r off_rate off_n < <(measure_off)
+  read -r floor_rate floor_n floor_records < <(measure_floor)
   read -r auditd_rate auditd_n auditd_events auditd_cpu < <(measure_auditd)
   read -r contidd_rate contidd_n contidd_events contidd_attr contidd_cpu < <(run_contidd "$bin" contidd) || true
   [ -n "${contidd_attr:-}" ] || { echo "round $round: the contidd run failed (above)" >&2; exit 1; }
-  line="round $round: audit off ${off_rate}/s | auditd ${auditd_rate}/s ($auditd_events events, cpu ${auditd_cpu} s) | contidd ${contidd_rate}/s ($contidd_events events, $contidd_attr attributed to 4242, cpu ${contidd_cpu} s)"
-  OFF+=("$off_rate"); AUD+=("$auditd_rate"); NEW+=("$contidd_rate")
+  line="round $round: audit off ${off_rate}/s | kernel floor ${floor_rate}/s ($floor_records records read and discarded) | auditd ${auditd_rate}/s ($auditd_events events, cpu ${auditd_cpu} s) | contidd ${contidd_rate}/s ($contidd_events events, $contidd_attr attributed to 4242, cpu ${contidd_cpu} s)"
+  OFF+=("$off_rate"); FLOOR+=("$floor_rate"); AUD+=("$auditd_rate"); NEW+=("$contidd_rate")
   if [ -n "$baseline_bin" ]; then
     read -r base_rate base_n base_events base_attr base_cpu < <(run_contidd "$baseline_bin" baseline) || true
     [ -n "${base_attr:-}" ] || { echo "round $round: the baseline contidd run failed (above)" >&2; exit 1; }
@@ -151,11 +172,12 @@ done
 sum() { local t=0; for v in "$@"; do t=$((t + v)); done; echo "$t"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 off_sum=$(sum "${OFF[@]}")
-echo "spawner asking ${rate}/s for ${seconds} s, ${rounds} rounds (each: audit off, auditd, contidd${BASELINE:+, contidd $BASELINE}); rules: one watch (+ unshare/setns tracking rules)"
+echo "spawner asking ${rate}/s for ${seconds} s, ${rounds} rounds (each: audit off, kernel floor, auditd, contidd${BASELINE:+, contidd $BASELINE}); rules: one watch (+ unshare/setns tracking rules)"
 printf '%s' "$summary"
 echo "audit off:  $((off_sum / rounds))/s on average"
+echo "kernel floor: $(( $(sum "${FLOOR[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${FLOOR[@]}")" "$off_sum") (audit on with the same rules, a consumer that discards: no daemon can do better)"
 echo "auditd:     $(( $(sum "${AUD[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${AUD[@]}")" "$off_sum")"
-echo "contidd:    $(( $(sum "${NEW[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${NEW[@]}")" "$off_sum") (target >= 0.90)"
+echo "contidd:    $(( $(sum "${NEW[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${NEW[@]}")" "$off_sum") (target >= 0.90), to the kernel floor $(ratio "$(sum "${NEW[@]}")" "$(sum "${FLOOR[@]}")")"
 if [ -n "$baseline_bin" ]; then
   echo "contidd $BASELINE: $(( $(sum "${BASE[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${BASE[@]}")" "$off_sum")"
 fi

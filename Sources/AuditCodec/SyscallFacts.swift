@@ -41,7 +41,14 @@ public struct SyscallFacts: Sendable, Equatable {
             while i < end, b[i] != eq, b[i] != space { i += 1 }
             guard i < end, b[i] == eq else { continue }
             let nameLength = i - nameStart
-            let value = FieldScanner.valueBounds(b, start: i + 1, end: end)
+            let value: Range<Int>
+            if i + 1 < end, b[i + 1] == UInt8(ascii: "\"") || b[i + 1] == UInt8(ascii: "'") {
+                value = FieldScanner.valueBounds(b, start: i + 1, end: end)
+            } else {
+                var j = i + 1
+                while j < end, b[j] != space { j += 1 }
+                value = (i + 1)..<j
+            }
             i = value.upperBound
             let v = UnsafeRawBufferPointer(rebasing: body[value])
             let bit: UInt8
