@@ -101,7 +101,7 @@ measure_auditd() {  # -> "rate n events"
 }
 
 measure_floor() {  # -> "rate n records": the kernel's own cost (same rules, a daemon that discards)
-  auditctl -b 8192 >/dev/null
+  auditctl -e 1 -b 8192 >/dev/null
   auditctl -w "$watched" -p wa -k bench >/dev/null
   auditctl -a always,exit -F arch=b64 -S unshare,setns -k contid-track >/dev/null
   auditctl -a always,exit -F arch=b32 -S unshare,setns -k contid-track >/dev/null
