@@ -5,11 +5,12 @@
 # held until the script exits), and builds the release contidd and contid into SCRATCH.
 daemon_bench_setup() {  # NAME SCRATCH
   [ "$(id -u)" = 0 ] || { echo "$1 needs root (it runs audit daemons)" >&2; exit 1; }
+  exec 9>/run/lock/contid-audit-tests.lock
+  flock 9
+  # Checked under the lock: a system test's contidd is gone once it lets go.
   if pgrep -x auditd >/dev/null || pgrep -x contidd >/dev/null; then
     echo "an auditd or contidd is running; stop it first" >&2; exit 1
   fi
-  exec 9>/run/lock/contid-audit-tests.lock
-  flock 9
   swift build -c release --scratch-path "$2" --product contidd >&2
   swift build -c release --scratch-path "$2" --product contid >&2
 }
