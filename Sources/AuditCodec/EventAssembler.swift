@@ -680,3 +680,18 @@ extension AuditEvent: AuditRecordSequence {
         try records[i].text.withUnsafeBytes(body)
     }
 }
+
+extension AuditEvent {
+    /// The owned event as a borrowed view, valid only during `body`: a pipeline that had to
+    /// keep a copy (held attribution) passes it on through the same steps as a borrowed one.
+    public func withView<R>(_ body: (AuditEventView) throws -> R) rethrows -> R {
+        var storage = EventStorage()
+        defer { storage.free() }
+        for r in records { r.text.withUnsafeBytes { storage.append($0, header: r.header) } }
+        let names: [[UInt8]] = node.map { [[], Array($0.utf8)] } ?? [[]]
+        return try withUnsafePointer(to: &storage) { p in
+            try body(AuditEventView(storage: p, node: node == nil ? 0 : 1, serial: serial, time: time, isLate: isLate,
+                                    nodeNames: names))
+        }
+    }
+}

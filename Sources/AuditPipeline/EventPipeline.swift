@@ -56,6 +56,19 @@ public protocol EventAttribution: AnyObject {
     func chainBytes(of pid: Int32) -> [UInt8]?
 }
 
+/// Attribution that may hold an event until the trail names what it needs (offline
+/// replay: a process seen before the record that names its parent). The pipeline asks
+/// `offer` first, on the borrowed event; only a refused one is copied and handed to
+/// `hold`, and whatever it releases goes on through filter and sinks, in trail order.
+public protocol HoldingAttribution: EventAttribution {
+    /// Learns from the event; true: it goes on now. False: it must wait (nothing learnt).
+    func offer(_ event: AuditEventView) -> Bool
+    /// A refused event, owned; `release` gets each event that may go on, in order.
+    func hold(_ event: AuditEvent, release: (AuditEvent) -> Void)
+    /// End of input: every held event goes to `release`.
+    func finish(release: (AuditEvent) -> Void)
+}
+
 /// The filter step: false drops the event (after attribution, before every sink).
 public protocol EventFilter: AnyObject {
     func admits(_ event: AuditEventView, annotation: EventAnnotation) -> Bool
@@ -63,6 +76,8 @@ public protocol EventFilter: AnyObject {
 
 public final class EventPipeline {
     public let attribution: EventAttribution?
+    /// The attribution when it holds events (offline replay), else nil.
+    private let holding: HoldingAttribution?
     public let filter: EventFilter?
     public let sinks: [EventSink]
     private var assembler: EventAssembler!
@@ -86,6 +101,7 @@ public final class EventPipeline {
     public init(timeoutMilliseconds: UInt64 = 2000, ordered: Bool = false, attribution: EventAttribution? = nil,
                 filter: EventFilter? = nil, sinks: [EventSink] = []) {
         self.attribution = attribution
+        self.holding = attribution as? HoldingAttribution
         self.filter = filter
         self.sinks = sinks
         if attribution == nil && sinks.isEmpty {
@@ -128,6 +144,7 @@ public final class EventPipeline {
     /// End of input: every held event goes out.
     public func finish() {
         assembler.finish()
+        holding?.finish { held in held.withView { deliver($0) } }
         reportLoss()
     }
 
@@ -148,6 +165,14 @@ public final class EventPipeline {
 
     @inline(__always)
     private func handle(_ view: AuditEventView) {
+        if let holding {
+            if holding.offer(view) {
+                deliver(view)
+            } else {
+                holding.hold(view.makeEvent()) { held in held.withView { deliver($0) } }
+            }
+            return
+        }
         let a = annotation
         a.reset()
         if let attribution {
@@ -156,6 +181,19 @@ public final class EventPipeline {
         } else {
             a.plan(view) { _ in nil }  // only a chain the event already carries
         }
+        write(view, a)
+    }
+
+    /// An event a holding attribution let go on: annotated from the registry as it stands now.
+    private func deliver(_ view: AuditEventView) {
+        let a = annotation
+        a.reset()
+        if let attribution { a.plan(view) { attribution.chainBytes(of: $0) } }
+        write(view, a)
+    }
+
+    @inline(__always)
+    private func write(_ view: AuditEventView, _ a: EventAnnotation) {
         if let filter, !filter.admits(view, annotation: a) {
             eventsFiltered &+= 1
             return
@@ -194,12 +232,21 @@ public final class RegistryAttribution: EventAttribution {
 /// attributor learns from the SYSCALL record's facts (read from the borrowed bytes in
 /// one walk), CONTAINER_OP and SET_CAPCONTID records (owned copies: rare) and the
 /// event's time; the annotation is then computed on the borrowed event from the
-/// registry it updated.
-public final class TrailAttribution: EventAttribution {
+/// registry it updated. It holds (SPEC §5 exactness offline): an event whose task
+/// descends from a pid the trail has not named yet waits, with every event after it,
+/// until a record names that pid or the hold window closes (`TrailAttributor`'s rule);
+/// `holds: false` attributes every event as the trail stands when it is read.
+public final class TrailAttribution: HoldingAttribution {
     public let attributor: TrailAttributor
-    public init(_ attributor: TrailAttributor) { self.attributor = attributor }
+    public let holds: Bool
+    public init(_ attributor: TrailAttributor, holds: Bool = true) {
+        self.attributor = attributor
+        self.holds = holds
+    }
 
-    public func observe(_ event: AuditEventView, annotation: EventAnnotation) -> Bool {
+    /// The SYSCALL facts and registration records of an event.
+    @inline(__always)
+    private func facts(_ event: AuditEventView) -> (SyscallFacts?, [AuditRecord]) {
         var facts: SyscallFacts?
         var records: [AuditRecord] = []
         for i in 0..<event.recordCount {
@@ -215,9 +262,33 @@ public final class TrailAttribution: EventAttribution {
                 event.withRecordBytes(i) { records.append(AuditRecord(text: Array($0), header: h)) }
             }
         }
+        return (facts, records)
+    }
+
+    public func observe(_ event: AuditEventView, annotation: EventAnnotation) -> Bool {
+        learn(event)
+        return true
+    }
+
+    @inline(__always)
+    private func learn(_ event: AuditEventView) {
+        let (facts, records) = facts(event)
         attributor.learn(time: event.time, syscall: facts, records: records)
         if attributor.registry.pendingRecordCount > 0 { _ = attributor.registry.takeRecords() }  // the trail has the daemon's
-        return true
+    }
+
+    public func offer(_ event: AuditEventView) -> Bool {
+        guard holds else { learn(event); return true }
+        let (facts, records) = facts(event)
+        return attributor.offer(time: event.time, syscall: facts, records: records)
+    }
+
+    public func hold(_ event: AuditEvent, release: (AuditEvent) -> Void) {
+        attributor.hold(event, release: release)
+    }
+
+    public func finish(release: (AuditEvent) -> Void) {
+        attributor.finishHeld(release: release)
     }
 
     @inline(__always)

@@ -40,8 +40,11 @@ public final class Replay {
     /// events as read (the summary form needs no attribution).
     public let attributor: TrailAttributor?
 
+    /// `holds`: an event whose task's ancestor the trail has not named yet waits for the
+    /// record that names it (TrailAttributor's held attribution); false attributes each
+    /// event as the trail stands when it is read.
     public init(format: ReplayFormat, output: ReplayOutput, timeoutMilliseconds: UInt64 = 2000,
-                attributor: TrailAttributor? = nil) {
+                attributor: TrailAttributor? = nil, holds: Bool = true) {
         self.format = format
         self.output = output
         let attributor = attributor ?? (format == .summary ? nil : TrailAttributor())
@@ -53,7 +56,7 @@ public final class Replay {
         case .json: sinks = [JSONLinesSink(output: output)]
         }
         pipeline = EventPipeline(timeoutMilliseconds: timeoutMilliseconds, ordered: true,
-                                 attribution: attributor.map { TrailAttribution($0) }, sinks: sinks)
+                                 attribution: attributor.map { TrailAttribution($0, holds: holds) }, sinks: sinks)
     }
 
     /// Reads one file ("-" = standard input) into the replay; `progress` is told the

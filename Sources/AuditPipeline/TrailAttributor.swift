@@ -124,6 +124,42 @@ public final class TrailAttributor {
         release(force: false, emit)
     }
 
+    // MARK: held attribution for the event pipeline
+
+    /// Held attribution on borrowed events (the pipeline's path): learns from an event given
+    /// as its SYSCALL facts and registration records, and returns true when it goes on now:
+    /// the registry is as the event leaves it, and the caller annotates and writes the
+    /// borrowed event. False: nothing was learnt, and the event must wait (its task descends
+    /// from a pid the trail has not named yet, or an earlier event waits): the caller hands an
+    /// owned copy to `hold(_:release:)`. Nothing waits while parents are known, so the common
+    /// case copies nothing.
+    public func offer(time: AuditTime, syscall: SyscallFacts?, records: [AuditRecord]) -> Bool {
+        let t = time.totalMilliseconds
+        if t > newest { newest = t }
+        guard heldFirst == held.count else { return false }
+        guard apply(time: time, syscall: syscall, records: records, mayWait: true) else { return false }
+        if registry.pendingRecordCount > 0 { _ = registry.takeRecords() }
+        return true
+    }
+
+    /// An event `offer` refused: it waits with those before it; `release` gets each event
+    /// that may go on now, in trail order, as read (not annotated), with the registry as
+    /// that event leaves it.
+    public func hold(_ event: AuditEvent, release emit: (AuditEvent) -> Void) {
+        let first = heldFirst == held.count
+        held.append(event)
+        eventsHeld += 1
+        if first { return }  // the offer found what it waits for (awaitedPID)
+        if awaitedPID != 0, hints[awaitedPID] == nil, let sc = event.first(.syscall) { noteHint(SyscallFacts(sc)) }
+        release(force: false, annotate: false) { e, _ in emit(e) }
+    }
+
+    /// End of the trail for `offer`/`hold`: held events go to `release`, then pending exits are applied.
+    public func finishHeld(release emit: (AuditEvent) -> Void) {
+        release(force: true, annotate: false) { e, _ in emit(e) }
+        finish()
+    }
+
     /// End of the trail: held events are handed to `emit`, then pending exits are applied.
     public func finish(emit: (AuditEvent, String?) -> Void) {
         release(force: true, emit)
@@ -141,13 +177,13 @@ public final class TrailAttributor {
     // MARK: held attribution
 
     /// Hands out held events from the first while their ancestry is named or their window closed.
-    private func release(force: Bool, _ emit: (AuditEvent, String?) -> Void) {
+    private func release(force: Bool, annotate: Bool = true, _ emit: (AuditEvent, String?) -> Void) {
         while heldFirst < held.count {
             let due = force || newest &- held[heldFirst].time.totalMilliseconds > holdMilliseconds
                 || held.count - heldFirst > holdLimit
             // Still waiting for the same pid, and nothing named it since: nothing to recompute.
             if awaitedPID != 0, hints[awaitedPID] == nil, !due { return }
-            var result = process(held[heldFirst], mayWait: true)
+            var result = process(held[heldFirst], mayWait: true, annotate: annotate)
             if result == nil {
                 // Waiting now for another pid (the one the hint named, or the next event's): look in what is held.
                 if !due {
@@ -155,7 +191,7 @@ public final class TrailAttributor {
                     return
                 }
                 heldUnresolved += 1
-                result = process(held[heldFirst], mayWait: false)
+                result = process(held[heldFirst], mayWait: false, annotate: annotate)
             }
             guard let r = result else { return }
             awaitedPID = 0

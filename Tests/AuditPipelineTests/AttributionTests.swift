@@ -7,11 +7,11 @@ import ContainerEngine
 /// Offline attribution: a trail recorded with fork/exec/exit rules and the
 /// orchestrators' CONTAINER_OP records is re-attributed after the fact.
 @Suite struct AttributionTests {
-    func replay(_ lines: [String], format: ReplayFormat = .json) throws -> (CollectedOutput, ReplaySummary) {
+    func replay(_ lines: [String], format: ReplayFormat = .json, holds: Bool = true) throws -> (CollectedOutput, ReplaySummary) {
         let path = try temporaryFile(lines.joined(separator: "\n") + "\n")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let out = CollectedOutput()
-        let r = Replay(format: format, output: out)
+        let r = Replay(format: format, output: out, holds: holds)
         try r.read(path: path)
         let s = r.finish()
         return (out, s)

@@ -34,9 +34,21 @@ import AuditCodec
     }
 
     /// Replay's path through the immediate entry point `attribute(_:)`, as Replay.swift calls it.
+    /// `contid replay`'s path (the event pipeline) without holding: every event attributed as the trail stands.
     func immediateReplay(_ lines: [String]) throws -> [UInt32: String] {
         let suite = AttributionTests()
-        return try suite.attributions(try suite.replay(lines).0.text)
+        return try suite.attributions(try suite.replay(lines, holds: false).0.text)
+    }
+
+    /// `contid replay`'s path as the command runs it: the pipeline with held attribution on borrowed events.
+    func pipelineReplay(_ lines: [String]) throws -> (chains: [UInt32: String], order: [UInt32]) {
+        let suite = AttributionTests()
+        let text = try suite.replay(lines).0.text
+        let order = try text.split(separator: "\n").map { line -> UInt32 in
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            return UInt32(try #require(obj["serial"] as? Int))
+        }
+        return (try suite.attributions(text), order)
     }
 
     /// A SYSCALL event of the fork/exec/exit rules at log time 1700000000.000 + `serial` ms.
@@ -99,6 +111,9 @@ import AuditCodec
         #expect(got.order == [10, 11, 12, 13, 20, 21, 22, 23, 24])
         #expect(a.eventsHeld == 3)  // 20, 21 and 22, whose record named 601
         #expect(a.heldUnresolved == 0)
+        let piped = try pipelineReplay(lines)
+        #expect(piped.chains == expected)
+        #expect(piped.order == got.order)
         // Without holding, only the event before the naming record is lost; the subshell and its
         // child are moved under 600 when it is named, so every later event is exact.
         var immediate = expected
@@ -118,6 +133,7 @@ import AuditCodec
         let a = TrailAttributor()
         #expect(heldReplay(lines, a).chains == expected)
         #expect(a.eventsHeld == 2)  // 21, and 22 that named the new 600
+        #expect(try pipelineReplay(lines).chains == expected)
         var immediate = expected
         immediate[21] = "42"
         #expect(try immediateReplay(lines) == immediate)
@@ -184,6 +200,7 @@ import AuditCodec
             let (lines, _) = try shellTrace(late: late)
             #expect(try immediateReplay(lines) == expected, "late: \(late)")
             #expect(heldReplay(lines, TrailAttributor()).chains == expected, "late: \(late)")
+            #expect(try pipelineReplay(lines).chains == expected, "late: \(late)")
         }
         // And the clone that created the subshell (29239) late too: nothing names 71506 before
         // its children's execs. Held attribution waits for its own record; immediate loses both execs.
@@ -191,6 +208,7 @@ import AuditCodec
         let a = TrailAttributor()
         #expect(heldReplay(lines, a).chains == expected)
         #expect(a.eventsHeld == 3)  // 71508's and 71509's execs, and 71506's clone that named its parent
+        #expect(try pipelineReplay(lines).chains == expected)
         var immediate = expected
         immediate[renumbered[29244]!] = ""
         immediate[renumbered[29245]!] = ""
@@ -220,5 +238,12 @@ import AuditCodec
         let immediate = try immediateReplay(g.lines)
         #expect(immediate.count == g.truth.count)
         #expect(g.mismatches(immediate).wrong == 502)
+        // `contid replay` holds on the pipeline's borrowed events: every event exact, in trail order.
+        let piped = try pipelineReplay(g.lines)
+        #expect(piped.chains.count == g.truth.count)
+        #expect(piped.order.count == g.truth.count)
+        #expect(g.mismatches(piped.chains).wrong == 0)
+        #expect(g.mismatches(piped.chains).missing == 0)
+        #expect(piped.order == got.order)
     }
 }
