@@ -38,5 +38,11 @@ public enum Pause {
         var ts = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
         nanosleep(&ts, nil)
     }
+
+    /// Sleeps `microseconds` (a signal may cut it short).
+    public static func sleep(microseconds: Int) {
+        var ts = timespec(tv_sec: microseconds / 1_000_000, tv_nsec: (microseconds % 1_000_000) * 1000)
+        nanosleep(&ts, nil)
+    }
 }
 #endif
