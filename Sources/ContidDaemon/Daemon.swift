@@ -283,6 +283,7 @@ public final class Daemon {
             + " connections_refused=\(s.refused) connections_closed_idle=\(s.closedIdle)"
             + " connections_closed_full=\(s.closedFull) refusals_suppressed=\(registrar.refusalsSuppressed)"
             + " malformed_requests=\(registrar.malformedRequests) log_records_dropped=\(log.recordsDropped)"
+            + " joins=\(tracker.joins) pid_namespaces_unread=\(tracker.pidNamespacesUnread)"
     }
 
     private func reportLosses(always: Bool) {
