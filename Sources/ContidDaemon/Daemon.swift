@@ -77,6 +77,8 @@ public final class Daemon {
         ledger = OwnRecordLedger(clock: clock, submitter: control, submitThroughKernel: true) { [unowned self] record in
             self.events.write(record)
         }
+        // Every new log file starts with the labels of the containers alive then (SPEC §6).
+        log.newFileRecords = { [unowned self] in registry.containerInfoRecords().map { ledger.stamped($0) } }
         source = try AuditStreamSource(kind: kind)
         events = LiveEventPath(registry: registry, tracker: tracker, ledger: ledger, log: log, clock: clock,
                                graceMilliseconds: configuration.graceMilliseconds, ownPID: ownPID)
