@@ -38,7 +38,9 @@ extension DaemonTests {
             #expect(inside.count == 2, "\(events.map(\.records))")
             #expect(events.filter { $0.chain == nil }.count == 1, "\(events.map(\.records))")
             // One join: the process nsenter started in the namespace (its child inherited the container).
-            let joins = try daemon.events().flatMap(\.records).filter { $0.type == .containerOp && $0["op"] == "join" }
+            let isJoin = { (r: AuditRecord) in r.type == .containerOp && r["op"] == "join" }
+            #expect(try daemon.waitForLog { $0.flatMap(\.records).contains(where: isJoin) })
+            let joins = try daemon.events().flatMap(\.records).filter(isJoin)
             #expect(joins.count == 1, "\(joins.map(\.line))")
             let joiner = try #require(inside.compactMap(\.pid).min())
             let body = joins.first.map { String($0.body.drop { $0 == " " }) } ?? ""
