@@ -77,9 +77,16 @@ public final class Daemon {
         ledger = OwnRecordLedger(clock: clock, submitter: control, submitThroughKernel: true) { [unowned self] record in
             self.events.write(record)
         }
+        // Every new log file starts with the labels of the containers alive then (SPEC §6).
+        log.newFileRecords = { [unowned self] in registry.containerInfoRecords().map { ledger.stamped($0) } }
         source = try AuditStreamSource(kind: kind)
+        var extraSinks: [EventSink] = []
+        if let path = configuration.jsonLog {
+            let labelled = registry!
+            extraSinks.append(try JSONLogSink(path: path, labels: { id in labelled.labels(of: id) }))
+        }
         events = LiveEventPath(registry: registry, tracker: tracker, ledger: ledger, log: log, clock: clock,
-                               graceMilliseconds: configuration.graceMilliseconds, ownPID: ownPID)
+                               graceMilliseconds: configuration.graceMilliseconds, ownPID: ownPID, extraSinks: extraSinks)
 
         let session = try KernelAuditSession(control: control, stateDirectory: configuration.stateDirectory)
         self.session = session
@@ -94,7 +101,7 @@ public final class Daemon {
             let listener = try UnixListener(path: socketPath, mode: mode_t(configuration.socketMode))
             server = RegistrationServer(listener: listener, clock: clock,
                                         refuseMalformed: { [unowned self] in registrar.refuseMalformed($0) },
-                                        answer: { [unowned self] request, peer in self.answer(request, peer: peer) })
+                                        answer: { [unowned self] request, peer, target in self.answer(request, peer: peer, target: target) })
             submitPendingRecords()
             state.save(registry)
         } catch {
@@ -236,10 +243,10 @@ public final class Daemon {
         ledger.submit(registry.takeRecords() + extra)
     }
 
-    private func answer(_ request: RegistrationRequest, peer: PeerIdentity) -> [RegistrationReply] {
+    private func answer(_ request: RegistrationRequest, peer: PeerIdentity, target: PinnedProcess?) -> [RegistrationReply] {
         if case .status = request { return [.ok(statusLine())] }
         tracker.drain()
-        let outcome = registrar.handle(request, peer: peer, now: clock.wallMilliseconds)
+        let outcome = registrar.handle(request, peer: peer, target: target, now: clock.wallMilliseconds)
         if registry.pendingRecordCount > 0 || !outcome.records.isEmpty {
             submitPendingRecords(extra: outcome.records)
         }
@@ -283,6 +290,7 @@ public final class Daemon {
             + " connections_refused=\(s.refused) connections_closed_idle=\(s.closedIdle)"
             + " connections_closed_full=\(s.closedFull) refusals_suppressed=\(registrar.refusalsSuppressed)"
             + " malformed_requests=\(registrar.malformedRequests) log_records_dropped=\(log.recordsDropped)"
+            + " joins=\(tracker.joins) pid_namespaces_unread=\(tracker.pidNamespacesUnread)"
     }
 
     private func reportLosses(always: Bool) {
@@ -317,6 +325,7 @@ public final class Daemon {
         state.save(registry)
         reportLosses(always: true)
         Log.info(statusLine())
+        events.flush()
         log.close()
         source.close()
         control.close()
