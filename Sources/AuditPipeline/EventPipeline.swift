@@ -230,7 +230,7 @@ public final class RegistryAttribution: EventAttribution {
 
 /// Offline attribution: the trail rebuilds the registry (`TrailAttributor`). The
 /// attributor learns from the SYSCALL record's facts (read from the borrowed bytes in
-/// one walk), CONTAINER_OP and SET_CAPCONTID records (owned copies: rare) and the
+/// one walk), CONTAINER_OP, SET_CAPCONTID and CONTAINER_INFO records (owned copies: rare) and the
 /// event's time; the annotation is then computed on the borrowed event from the
 /// registry it updated. It holds (SPEC §5 exactness offline): an event whose task
 /// descends from a pid the trail has not named yet waits, with every event after it,
@@ -257,7 +257,7 @@ public final class TrailAttribution: HoldingAttribution {
                         SyscallFacts(body: UnsafeRawBufferPointer(rebasing: $0[Int(h.bodyStart)..<Int(h.bodyEnd)]))
                     }
                 }
-            } else if h.type == .containerOp || h.type == .setCapContID {
+            } else if h.type == .containerOp || h.type == .setCapContID || h.type == .containerInfo {
                 // Registrations are rare: the only records copied.
                 event.withRecordBytes(i) { records.append(AuditRecord(text: Array($0), header: h)) }
             }

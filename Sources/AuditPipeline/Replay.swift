@@ -3,6 +3,7 @@
 // wrong, and skipped.
 
 import AuditCodec
+import ContainerEngine
 
 public enum ReplayFormat: String, CaseIterable, Sendable {
     case raw, json, summary
@@ -53,7 +54,9 @@ public final class Replay {
         switch format {
         case .summary: sinks = []
         case .raw: sinks = [RawLinesSink(output: output)]
-        case .json: sinks = [JSONLinesSink(output: output)]
+        case .json:
+            let registry = attributor?.registry
+            sinks = [JSONLinesSink(output: output) { registry?.labels(of: $0) ?? ContainerLabels() }]
         }
         pipeline = EventPipeline(timeoutMilliseconds: timeoutMilliseconds, ordered: true,
                                  attribution: attributor.map { TrailAttribution($0, holds: holds) }, sinks: sinks)

@@ -2,6 +2,7 @@
 // `ReplayOutput` (standard output, or memory in tests).
 
 import AuditCodec
+import ContainerEngine
 
 /// The events' records as contidd would have logged them (`record=N` links and
 /// CONTAINER_ID records), grouped by event; written as bytes from one reused buffer.
@@ -37,13 +38,21 @@ public final class RawLinesSink: EventSink {
     }
 }
 
-/// One JSON object per event (SPEC §11), from an owned copy: a cold path.
+/// One JSON object per event (SPEC §11) with the innermost container's labels (as the
+/// trail's CONTAINER_INFO records gave them), from an owned copy: a cold path.
 public final class JSONLinesSink: EventSink {
     private let output: ReplayOutput
-    public init(output: ReplayOutput) { self.output = output }
+    private let labels: (ContainerID) -> ContainerLabels
+    public init(output: ReplayOutput, labels: @escaping (ContainerID) -> ContainerLabels = { _ in ContainerLabels() }) {
+        self.output = output
+        self.labels = labels
+    }
 
     public func accept(_ event: AuditEventView, annotation: EventAnnotation) {
-        output.write(EventJSON.encode(annotation.makeEvent(event), contid: annotation.chain) + "\n")
+        let chain = annotation.chain
+        let innermost = chain.flatMap { try? ContainerID(parsing: String($0.prefix { $0 != "," })) }
+        output.write(EventJSON.encode(annotation.makeEvent(event), contid: chain,
+                                      labels: innermost.map(labels) ?? ContainerLabels()) + "\n")
     }
 
     public func flush() {}

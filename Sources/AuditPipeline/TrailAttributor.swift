@@ -68,6 +68,10 @@ public final class TrailAttributor {
     private var newest: UInt64 = 0
 
     public private(set) var registrationsApplied = 0
+    /// `op=join` records applied (a process entered a container's pid namespace).
+    public private(set) var joinsApplied = 0
+    /// CONTAINER_INFO records whose labels were kept with a live container.
+    public private(set) var labelsApplied = 0
     /// Events that waited for an ancestor to be named (held attribution).
     public private(set) var eventsHeld = 0
     /// Held events attributed when their window closed, the ancestor still unnamed.
@@ -269,6 +273,7 @@ public final class TrailAttributor {
             switch r.type {
             case .containerOp: applyContainerOp(r)
             case .setCapContID: applyCapContID(r)
+            case .containerInfo: applyContainerInfo(r)
             default: break
             }
         }
@@ -475,16 +480,38 @@ public final class TrailAttributor {
 
     private func applyContainerOp(_ r: AuditRecord) {
         let f = Self.payload(r)
-        guard f["op"] == "set", f["res"] == "1", let target = f["opid"].flatMap({ Int32($0) }),
-              let writer = f["pid"].flatMap({ Int32($0) }), let text = f["contid"],
+        guard f["res"] == "1", let target = f["opid"].flatMap({ Int32($0) }), let text = f["contid"],
               let id = try? ContainerID(parsing: text)
         else { return }
+        if f["op"] == "join" {
+            // A process that entered the container's pid namespace (SPEC §4): it joins, and the
+            // processes it creates from here on inherit the chain.
+            known(target, parent: 0)
+            registry.applyRecordedJoin(target: target, id: id)
+            joinsApplied += 1
+            return
+        }
+        guard f["op"] == "set", let writer = f["pid"].flatMap({ Int32($0) }) else { return }
         known(writer, parent: 0)
         known(target, parent: writer)
-        registry.applyRecordedRegistration(writer: writer, target: target, id: id)
+        registry.applyRecordedRegistration(writer: writer, target: target, id: id, uid: f["uid"].flatMap { UInt32($0) },
+                                           exe: f["exe"].map { Array($0.utf8) })
         if let state = registry.process(target) { registered[target] = state.process.start }
         _ = registry.takeRecords()  // drops caused here are the daemon's records, already in the trail
         registrationsApplied += 1
+    }
+
+    /// A container's labels (CONTAINER_INFO, written directly or wrapped by the kernel as a
+    /// user message): kept with the live container, so JSON output carries them.
+    private func applyContainerInfo(_ r: AuditRecord) {
+        let body: [UInt8]
+        if let msg = r.fields.first(where: { $0.name == "msg" && $0.form == .singleQuoted }) {
+            body = Array(msg.unquoted.utf8)
+        } else {
+            body = r.withBody { Array($0) }
+        }
+        guard let info = try? ContainerInfo.parse(body: body) else { return }
+        if registry.applyRecordedLabels(id: info.id, labels: info.labels) { labelsApplied += 1 }
     }
 
     private func applyCapContID(_ r: AuditRecord) {

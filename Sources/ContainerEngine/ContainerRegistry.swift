@@ -503,6 +503,23 @@ public final class ContainerRegistry {
         return true
     }
 
+    /// Applies a join found in a log (a CONTAINER_OP `op=join` with `res=1`, SPEC §4):
+    /// `target` (in the table) joins the live container `id`, leaving the one it was in;
+    /// nothing is written. Nothing changes when `id` is not live.
+    public func applyRecordedJoin(target: Int32, id: ContainerID) {
+        guard let entry = processes[target], let joined = objects.index(of: id) else { return }
+        let old = entry.container >= 0 ? entry.container : nil
+        guard old != joined else { return }
+        objects[joined].members += 1
+        processes[target]!.container = joined
+        let set = namespaces[entry.namespaces]
+        network.join(set.net, object: joined)
+        if let old {
+            network.leave(set.net, object: old)
+            releaseMember(old, opid: target)
+        }
+    }
+
     /// Applies a successful capcontid change found in a log (SET_CAPCONTID with `res=1`).
     public func applyRecordedCapContID(target: Int32, value: Bool) {
         processes[target]?.capContID = value

@@ -92,6 +92,66 @@ import ContainerEngine
         #expect(got == [20: "", 21: "", 22: "42"])
     }
 
+    func sc(_ serial: Int, _ syscall: Int, pid: Int, ppid: Int, exit: Int = 0) -> String {
+        "type=SYSCALL msg=audit(1700000000.\(String(format: "%03d", serial)):\(serial)): arch=c000003e syscall=\(syscall) success=yes exit=\(exit) a0=0 a1=0 a2=0 a3=0 items=0 ppid=\(ppid) pid=\(pid) auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=3 comm=\"sh\" exe=\"/bin/sh\" key=\"t\""
+    }
+
+    /// Every event's labels in JSON output: serial -> labels.
+    func labels(_ json: String) throws -> [UInt32: [String: String]] {
+        var out: [UInt32: [String: String]] = [:]
+        for line in json.split(separator: "\n") {
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            out[UInt32(try #require(obj["serial"] as? Int))] = try #require(obj["labels"] as? [String: String])
+        }
+        return out
+    }
+
+    @Test func containerInfoRecordsGiveEveryEventOfTheContainerItsLabelsInJSON() throws {
+        let lines = [
+            sc(40, 57, pid: 500, ppid: 1, exit: 700),
+            "type=CONTAINER_OP msg=audit(1700000000.041:41): op=set opid=700 contid=42 old-contid=-1 pid=500 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=1",
+            "type=CONTAINER_INFO msg=audit(1700000000.042:42): opid=700 contid=42 runtime=\"runc\" id=\"web\" name=\"web-1\" labels=\"team=payments,tier=front\"",
+            sc(43, 59, pid: 700, ppid: 500),
+            sc(44, 57, pid: 700, ppid: 500, exit: 701),
+            sc(45, 59, pid: 701, ppid: 700),
+            // As auditd logs it when contidd submits it through the kernel: wrapped, by number.
+            "type=UNKNOWN[2900] msg=audit(1700000000.046:46): pid=99 uid=0 auid=4294967295 ses=4294967295 msg='op=set opid=800 contid=43 old-contid=-1 pid=500 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=1'",
+            "type=UNKNOWN[2908] msg=audit(1700000000.047:47): pid=99 uid=0 auid=4294967295 ses=4294967295 msg='opid=800 contid=43 runtime=\"podman\" id=\"db\"'",
+            sc(48, 59, pid: 800, ppid: 500),
+        ]
+        let text = try replay(lines).0.text
+        #expect(try attributions(text) == [40: "", 41: "", 42: "", 43: "42", 44: "42", 45: "42", 46: "", 47: "", 48: "43"])
+        let web = ["runtime": "runc", "id": "web", "name": "web-1", "team": "payments", "tier": "front"]
+        let got = try labels(text)
+        #expect(got[43] == web)
+        #expect(got[45] == web)
+        #expect(got[48] == ["runtime": "podman", "id": "db"])
+        #expect(got[40] == [:])
+    }
+
+    @Test func aJoinRecordPutsTheProcessThatEnteredAndItsLaterChildrenInTheContainer() throws {
+        let lines = [
+            sc(50, 57, pid: 500, ppid: 1, exit: 700),
+            "type=CONTAINER_OP msg=audit(1700000000.051:51): op=set opid=700 contid=42 old-contid=-1 pid=500 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=1",
+            sc(52, 57, pid: 600, ppid: 1, exit: 900),     // runc exec's child, outside the container
+            sc(53, 59, pid: 900, ppid: 600),
+            "type=CONTAINER_OP msg=audit(1700000000.054:54): op=join opid=900 contid=42 old-contid=-1 pid=900 uid=0 auid=1000 ses=3 comm=\"runc:[2:INIT]\" exe=\"/usr/bin/runc\" res=1",
+            sc(55, 59, pid: 900, ppid: 600),
+            sc(56, 57, pid: 900, ppid: 600, exit: 901),
+            sc(57, 257, pid: 901, ppid: 900, exit: 3),
+            sc(58, 59, pid: 600, ppid: 1),                // the runtime itself stays out
+        ]
+        let suite = TrailAttributor()
+        let out = CollectedOutput()
+        let path = try temporaryFile(lines.joined(separator: "\n") + "\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = Replay(format: .json, output: out, attributor: suite)
+        try r.read(path: path)
+        r.finish()
+        #expect(try attributions(out.text) == [50: "", 51: "", 52: "", 53: "", 54: "", 55: "42", 56: "42", 57: "42", 58: ""])
+        #expect(suite.joinsApplied == 1)
+    }
+
     @Test func aFailedRegistrationChangesNothing() throws {
         let lines = [
             "type=SYSCALL msg=audit(1700000000.000:30): arch=c000003e syscall=57 success=yes exit=800 a0=0 a1=0 a2=0 a3=0 items=0 ppid=1 pid=500 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm=\"orch\" exe=\"/o\" key=\"t\"",
