@@ -51,11 +51,12 @@ public struct AuditEventView {
     public let time: AuditTime
     /// True for records that arrived after their event was handed out.
     public let isLate: Bool
-    let nodeNames: [[UInt8]]
+    /// The assembler's node names, borrowed like the records (no reference counting per event).
+    let nodeNames: UnsafePointer<[[UInt8]]>
 
     public var recordCount: Int { storage.pointee.recordCount }
     public var nodeName: String? {
-        node == 0 ? nil : String(decoding: nodeNames[Int(node)], as: UTF8.self)
+        node == 0 ? nil : String(decoding: nodeNames.pointee[Int(node)], as: UTF8.self)
     }
     /// The header of record i (offsets relative to the record's own line).
     public func header(_ i: Int) -> RecordHeader { storage.pointee.records![i].header }
@@ -229,6 +230,13 @@ public final class EventAssembler {
         var lastNodeID: Int32 = 0
     }
     private let hot: UnsafeMutablePointer<Hot>
+    /// Where the node names live (in `hot`, whose memory never moves).
+    private var namesPointer: UnsafePointer<[[UInt8]]> {
+        @inline(__always) get {
+            UnsafePointer(UnsafeMutableRawPointer(hot).advanced(by: MemoryLayout<Hot>.offset(of: \Hot.nodeNames)!)
+                .assumingMemoryBound(to: [[UInt8]].self))
+        }
+    }
     private var streams: UnsafeMutablePointer<Stream> { @inline(__always) get { hot.pointee.streams } @inline(__always) set { hot.pointee.streams = newValue } }
     private var streamCount: Int { @inline(__always) get { hot.pointee.streamCount } @inline(__always) set { hot.pointee.streamCount = newValue } }
     private var streamCapacity: Int { @inline(__always) get { hot.pointee.streamCapacity } @inline(__always) set { hot.pointee.streamCapacity = newValue } }
@@ -542,7 +550,7 @@ public final class EventAssembler {
         hot.pointee.counters.events += 1
         withUnsafeMutablePointer(to: &slot.pointee.storage) { storage in
             sink(AuditEventView(storage: UnsafePointer(storage), node: streams[si].node, serial: slot.pointee.serial,
-                                time: slot.pointee.time, isLate: false, nodeNames: hot.pointee.nodeNames))
+                                time: slot.pointee.time, isLate: false, nodeNames: namesPointer))
         }
         // The records stay to recognise duplicates while the slot keeps this serial.
         slot.pointee.state = .done
@@ -637,7 +645,7 @@ public final class EventAssembler {
         lateStorage.pointee.append(line, header: h)
         hot.pointee.counters.events += 1
         sink(AuditEventView(storage: UnsafePointer(lateStorage), node: streams[si].node, serial: serial, time: h.time,
-                            isLate: true, nodeNames: hot.pointee.nodeNames))
+                            isLate: true, nodeNames: namesPointer))
     }
 }
 
@@ -690,8 +698,10 @@ extension AuditEvent {
         for r in records { r.text.withUnsafeBytes { storage.append($0, header: r.header) } }
         let names: [[UInt8]] = node.map { [[], Array($0.utf8)] } ?? [[]]
         return try withUnsafePointer(to: &storage) { p in
-            try body(AuditEventView(storage: p, node: node == nil ? 0 : 1, serial: serial, time: time, isLate: isLate,
-                                    nodeNames: names))
+            try withUnsafePointer(to: names) { n in
+                try body(AuditEventView(storage: p, node: node == nil ? 0 : 1, serial: serial, time: time, isLate: isLate,
+                                        nodeNames: n))
+            }
         }
     }
 }
