@@ -5,6 +5,7 @@
 public enum ContainerErrno: Int32, Sendable, CaseIterable, CustomStringConvertible {
     case EPERM = 1
     case ESRCH = 3
+    case E2BIG = 7
     case EBUSY = 16
     case EEXIST = 17
     case EXDEV = 18
@@ -16,6 +17,7 @@ public enum ContainerErrno: Int32, Sendable, CaseIterable, CustomStringConvertib
         switch self {
         case .EPERM: "EPERM"
         case .ESRCH: "ESRCH"
+        case .E2BIG: "E2BIG"
         case .EBUSY: "EBUSY"
         case .EEXIST: "EEXIST"
         case .EXDEV: "EXDEV"

@@ -94,7 +94,7 @@ public final class Daemon {
             let listener = try UnixListener(path: socketPath, mode: mode_t(configuration.socketMode))
             server = RegistrationServer(listener: listener, clock: clock,
                                         refuseMalformed: { [unowned self] in registrar.refuseMalformed($0) },
-                                        answer: { [unowned self] request, peer in self.answer(request, peer: peer) })
+                                        answer: { [unowned self] request, peer, target in self.answer(request, peer: peer, target: target) })
             submitPendingRecords()
             state.save(registry)
         } catch {
@@ -236,10 +236,10 @@ public final class Daemon {
         ledger.submit(registry.takeRecords() + extra)
     }
 
-    private func answer(_ request: RegistrationRequest, peer: PeerIdentity) -> [RegistrationReply] {
+    private func answer(_ request: RegistrationRequest, peer: PeerIdentity, target: PinnedProcess?) -> [RegistrationReply] {
         if case .status = request { return [.ok(statusLine())] }
         tracker.drain()
-        let outcome = registrar.handle(request, peer: peer, now: clock.wallMilliseconds)
+        let outcome = registrar.handle(request, peer: peer, target: target, now: clock.wallMilliseconds)
         if registry.pendingRecordCount > 0 || !outcome.records.isEmpty {
             submitPendingRecords(extra: outcome.records)
         }

@@ -40,10 +40,12 @@ final class Registrar {
     /// The outcome's records are all there is to submit, in order: the summaries of
     /// seconds that ended, then every record the registry held or produced (taken
     /// here, the refusals over the rate left out).
-    func handle(_ request: RegistrationRequest, peer: PeerIdentity, now: UInt64) -> Outcome {
+    /// `target`: the pidfd the request came with, which names its target (else the
+    /// request's pid, in contidd's pid namespace, is pinned now).
+    func handle(_ request: RegistrationRequest, peer: PeerIdentity, target: PinnedProcess? = nil, now: UInt64) -> Outcome {
         let due = refusals.summaries(now: now)
         let pending = registry.takeRecords()
-        var outcome = answer(request, peer: peer, now: now)
+        var outcome = answer(request, peer: peer, target: target, now: now)
         outcome.records = due + pending + outcome.records + registry.takeRecords()
         return outcome
     }
@@ -58,20 +60,26 @@ final class Registrar {
     /// The reply to a message that does not decode: EINVAL, counted, not recorded.
     func refuseMalformed(_ error: RegistrationProtocolError) -> RegistrationReply {
         malformedRequests += 1
-        return .error(errno: "EINVAL", message: error.reason)
+        return .error(errno: error.errno, message: error.reason)
     }
 
-    private func answer(_ request: RegistrationRequest, peer: PeerIdentity, now: UInt64) -> Outcome {
+    private func answer(_ request: RegistrationRequest, peer: PeerIdentity, target: PinnedProcess?, now: UInt64) -> Outcome {
         switch request {
-        case let .set(pid, id, forParent):
-            return set(pid: pid, idText: id, forParent: forParent, peer: peer, now: now)
+        case let .set(pid, id, forParent, new, labels):
+            return set(pid: target?.pid ?? pid, idText: id, forParent: forParent, new: new, labels: labels, peer: peer,
+                       pinned: target, now: now)
         case let .capContID(pid, value, forParent):
-            return capContID(pid: pid, value: value, forParent: forParent, peer: peer, now: now)
-        case let .get(pid):
+            return capContID(pid: target?.pid ?? pid, value: value, forParent: forParent, peer: peer, pinned: target, now: now)
+        case let .get(requested):
             if let refusal = readRefusal(peer) { return refusal }
+            let pid = target?.pid ?? requested
             guard let state = registry.process(pid), proc.startTime(pid: pid) == state.process.start else {
                 if proc.startTime(pid: pid) == nil { return Outcome(replies: [.error(errno: "ESRCH", message: "no process \(pid)")]) }
                 return Outcome(replies: [.ok("-1")])
+            }
+            // A pidfd names one process: had it exited meanwhile, the answer would be about another.
+            if let target, (try? target.isAlive) != true {
+                return Outcome(replies: [.error(errno: "ESRCH", message: "process \(pid) exited during the request")])
             }
             return Outcome(replies: [.ok(state.chain.description)])
         case .ps:
@@ -184,9 +192,10 @@ final class Registrar {
     }
 
     /// The target as it is now (0 start time when there is no such process: the
-    /// engine refuses it with ESRCH and records the attempt).
-    private func pinTarget(_ pid: Int32) -> (ProcessKey, PinnedProcess?) {
-        guard let pin = try? PinnedProcess(pid: pid), let start = try? pin.startTime(source: proc) else {
+    /// engine refuses it with ESRCH and records the attempt). `pinned`: the pidfd
+    /// the client sent, which is the target (no pid to reuse).
+    private func pinTarget(_ pid: Int32, pinned: PinnedProcess?) -> (ProcessKey, PinnedProcess?) {
+        guard let pin = pinned ?? (try? PinnedProcess(pid: pid)), let start = try? pin.startTime(source: proc) else {
             return (ProcessKey(pid: pid, start: 0), nil)
         }
         return (ProcessKey(pid: pid, start: start), pin)
@@ -198,19 +207,20 @@ final class Registrar {
         case found(writer: Writer, target: ProcessKey, pin: PinnedProcess?)
     }
 
-    private func parties(pid: Int32, forParent: Bool, peer: PeerIdentity) -> Parties {
+    private func parties(pid: Int32, forParent: Bool, peer: PeerIdentity, pinned: PinnedProcess?) -> Parties {
         switch self.writer(forParent: forParent, peer: peer) {
         case .failure(let f):
             return .refused(Outcome(replies: [.error(errno: f.errno.name, message: f.reason)]))
         case .success(let (writer, _)):
-            let (target, pin) = pinTarget(pid)
+            let (target, pin) = pinTarget(pid, pinned: pinned)
             tracker.ensureTracked(writer.process)
             if pin != nil { tracker.ensureTracked(target) }
             return .found(writer: writer, target: target, pin: pin)
         }
     }
 
-    private func set(pid: Int32, idText: String, forParent: Bool, peer: PeerIdentity, now: UInt64) -> Outcome {
+    private func set(pid: Int32, idText: String, forParent: Bool, new: Bool, labels: ContainerLabels, peer: PeerIdentity,
+                     pinned: PinnedProcess?, now: UInt64) -> Outcome {
         // An ID that does not parse is a malformed request, refused before any check
         // and not recorded, as the kernel refused such a write before its checks.
         // (The unset spellings parse, and check 1 refuses and records them.)
@@ -220,7 +230,7 @@ final class Registrar {
             return Outcome(replies: [.error(errno: error.errno.name, message: error.reason)])
         }
         let writer: Writer, target: ProcessKey, pin: PinnedProcess?
-        switch parties(pid: pid, forParent: forParent, peer: peer) {
+        switch parties(pid: pid, forParent: forParent, peer: peer, pinned: pinned) {
         case .refused(let refusal): return refusal
         case .found(let w, let t, let p): (writer, target, pin) = (w, t, p)
         }
@@ -259,9 +269,10 @@ final class Registrar {
         return "process \(requester) (contid, acting for its parent) lacks CAP_AUDIT_CONTROL in the initial user namespace; the requester must hold the privileges of the process it acts for"
     }
 
-    private func capContID(pid: Int32, value: Bool, forParent: Bool, peer: PeerIdentity, now: UInt64) -> Outcome {
+    private func capContID(pid: Int32, value: Bool, forParent: Bool, peer: PeerIdentity, pinned: PinnedProcess?,
+                           now: UInt64) -> Outcome {
         let writer: Writer, target: ProcessKey
-        switch parties(pid: pid, forParent: forParent, peer: peer) {
+        switch parties(pid: pid, forParent: forParent, peer: peer, pinned: pinned) {
         case .refused(let refusal): return refusal
         case .found(let w, let t, _): (writer, target) = (w, t)
         }

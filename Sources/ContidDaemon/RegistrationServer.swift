@@ -7,7 +7,8 @@ import LinuxAudit
 /// refused and counted), a client idle for `idleMilliseconds` is closed, replies
 /// the socket cannot take wait for POLLOUT, and a client that lets more than
 /// `maxPendingReplyBytes` pile up is closed. The peer's identity is taken from the
-/// kernel at accept (SO_PEERPIDFD), never from what it sends.
+/// kernel at accept (SO_PEERPIDFD), never from what it sends. A pidfd sent with a
+/// request (SCM_RIGHTS) names its target (`answer` gets it pinned).
 final class RegistrationServer {
     struct Limits {
         var maxConnections = 64
@@ -40,7 +41,7 @@ final class RegistrationServer {
     let listener: UnixListener
     let limits: Limits
     private let clock: TimeSource
-    private let answer: (RegistrationRequest, PeerIdentity) -> [RegistrationReply]
+    private let answer: (RegistrationRequest, PeerIdentity, PinnedProcess?) -> [RegistrationReply]
     private let refuseMalformed: (RegistrationProtocolError) -> RegistrationReply
     private var clients: [Int32: Client] = [:]
     private var pausedUntil: UInt64 = 0
@@ -52,7 +53,7 @@ final class RegistrationServer {
     /// it; a malformed request names nobody to blame, so it is never recorded).
     init(listener: UnixListener, clock: TimeSource, limits: Limits = Limits(),
          refuseMalformed: @escaping (RegistrationProtocolError) -> RegistrationReply,
-         answer: @escaping (RegistrationRequest, PeerIdentity) -> [RegistrationReply]) {
+         answer: @escaping (RegistrationRequest, PeerIdentity, PinnedProcess?) -> [RegistrationReply]) {
         self.listener = listener
         self.clock = clock
         self.limits = limits
@@ -109,21 +110,30 @@ final class RegistrationServer {
             sendPending(client, fd: fd)
             return
         }
-        guard let message = try? client.connection.receive(maxLength: 4096, timeout: .zero) else {
+        // Twice the largest request, so an oversized one is answered (E2BIG), not dropped.
+        guard let message = try? client.connection.receiveMessage(maxLength: 2 * RegistrationRequest.maxBytes, timeout: .zero)
+        else {
             clients[fd] = nil  // closed by the client, or broken
             return
         }
         client.lastActivity = clock.monotonicMilliseconds
         let replies: [RegistrationReply]
         do {
-            let request = try RegistrationRequest.decode(message)
+            let request: RegistrationRequest
+            do { request = try RegistrationRequest.decode(message.bytes) } catch {
+                for d in message.descriptors { try? d.close() }
+                throw error
+            }
+            let target = try Self.target(of: request, message)
             if let peer = client.peer {
-                replies = answer(request, peer)
+                replies = answer(request, peer, target)
             } else {
                 replies = [.error(errno: "ESRCH", message: "the requesting process could not be identified")]
             }
-        } catch {
+        } catch let error as RegistrationProtocolError {
             replies = [refuseMalformed(error)]
+        } catch {
+            replies = [.error(errno: "ESRCH", message: "the target's pidfd: \(error)")]
         }
         for r in replies {
             let bytes = r.encoded()
@@ -131,6 +141,24 @@ final class RegistrationServer {
             client.pendingBytes += bytes.count
         }
         sendPending(client, fd: fd)
+    }
+
+    /// The pidfd a request came with, pinned; nil without one. At most one, and only
+    /// for a request that names a process. Every descriptor of the message is either
+    /// in the pin or closed when this returns.
+    static func target(of request: RegistrationRequest, _ message: UnixConnection.Message) throws -> PinnedProcess? {
+        if message.descriptorsTruncated || message.descriptors.count > 1 {
+            for d in message.descriptors { try? d.close() }
+            throw RegistrationProtocolError("a request carries at most one descriptor, the target's pidfd")
+        }
+        guard let fd = message.descriptors.first else { return nil }
+        guard request.pid != nil else {
+            try? fd.close()
+            throw RegistrationProtocolError("\(request.description.prefix { $0 != " " }) names no process; it takes no pidfd")
+        }
+        do { return try PinnedProcess.received(fd) } catch LinuxAuditError.syscall(let what, let e) where e == .badFileDescriptor {
+            throw RegistrationProtocolError(what)
+        }
     }
 
     private func sendPending(_ client: Client, fd: Int32) {

@@ -36,6 +36,28 @@ public final class PinnedProcess: Sendable {
 
     deinit { try? descriptor.close() }
 
+    /// A pidfd another process sent (SCM_RIGHTS), taking ownership of it: its pid in
+    /// this process's pid namespace comes from /proc/self/fdinfo ("Pid:"). Throws
+    /// ESRCH when the process has been reaped (-1) or is outside this namespace (0),
+    /// EBADF when the descriptor is not a pidfd.
+    public static func received(_ descriptor: FileDescriptor) throws -> PinnedProcess {
+        let pid: pid_t?
+        do { pid = try Self.pid(ofPidfd: descriptor) } catch {
+            try? descriptor.close()
+            throw error
+        }
+        guard let pid else {
+            try? descriptor.close()
+            throw LinuxAuditError.syscall("descriptor \(descriptor.rawValue) sent as a pidfd is not one (no Pid: in its fdinfo)", .badFileDescriptor)
+        }
+        guard pid > 0 else {
+            try? descriptor.close()
+            throw LinuxAuditError.syscall(pid == 0 ? "pidfd of a process outside contidd's pid namespace" : "pidfd of a process that exited",
+                                          .noSuchProcess)
+        }
+        return PinnedProcess(pid: pid, descriptor: descriptor)
+    }
+
     /// The pid the kernel associates with a pidfd (/proc/self/fdinfo "Pid:"), -1 once
     /// the process has been reaped, nil if the kernel does not say.
     public static func pid(ofPidfd fd: FileDescriptor) throws -> pid_t? {

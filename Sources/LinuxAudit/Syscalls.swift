@@ -101,6 +101,30 @@ enum Syscall {
         try nonblocking("recv(\(what))") { Glibc.recv(fd.rawValue, buffer.baseAddress, buffer.count, flags) }
     }
 
+    /// sendmsg(2) of one message with `descriptor` attached (SCM_RIGHTS); nil when the call would block.
+    static func send(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer, attaching descriptor: FileDescriptor,
+                     flags: Int32 = 0, _ what: String) throws -> Int? {
+        try nonblocking("sendmsg(\(what), SCM_RIGHTS)") {
+            caudit_send_with_fd(fd.rawValue, bytes.baseAddress, bytes.count, descriptor.rawValue, flags | Int32(MSG_NOSIGNAL))
+        }
+    }
+
+    /// recvmsg(2) of one message and the descriptors attached to it (close-on-exec; at
+    /// most CAUDIT_MAX_PASSED_FDS, the kernel closes the rest and sets MSG_CTRUNC).
+    /// nil when the call would block.
+    static func receive(_ fd: FileDescriptor, _ buffer: UnsafeMutableRawBufferPointer, flags: Int32,
+                        descriptors: inout [FileDescriptor], messageFlags: inout Int32, _ what: String) throws -> Int? {
+        var fds = [Int32](repeating: -1, count: Int(CAUDIT_MAX_PASSED_FDS))
+        var count: Int32 = 0
+        var mflags: Int32 = 0
+        let n = try nonblocking("recvmsg(\(what))") {
+            caudit_receive_with_fds(fd.rawValue, buffer.baseAddress, buffer.count, flags, &fds, CAUDIT_MAX_PASSED_FDS, &count, &mflags)
+        }
+        descriptors = fds.prefix(Int(count)).map(FileDescriptor.init(rawValue:))
+        messageFlags = mflags
+        return n
+    }
+
     /// recvfrom(2) with a sender address of type `A`; nil when the call would block.
     static func receive<A>(_ fd: FileDescriptor, _ buffer: UnsafeMutableRawBufferPointer, flags: Int32, from sender: inout A,
                            _ what: String) throws -> Int? {

@@ -102,6 +102,56 @@ public final class UnixConnection: Sendable {
         }
     }
 
+    /// Sends one message with `descriptor` attached (SCM_RIGHTS), waiting up to `timeout` for room.
+    public func send(_ message: [UInt8], attaching descriptor: FileDescriptor, timeout: Duration? = .seconds(5)) throws {
+        try message.withUnsafeBytes { raw in
+            while true {
+                if let n = try Syscall.send(self.descriptor, raw, attaching: descriptor, flags: Int32(MSG_DONTWAIT), "AF_UNIX") {
+                    guard n == raw.count else {
+                        throw LinuxAuditError.malformed(what: "AF_UNIX sendmsg", reason: "sent \(n) of \(raw.count) bytes")
+                    }
+                    return
+                }
+                guard try Syscall.poll(self.descriptor, events: Int16(POLLOUT), timeout: timeout, "AF_UNIX") != 0 else {
+                    throw LinuxAuditError.syscall("sendmsg(AF_UNIX)", .timedOut)
+                }
+            }
+        }
+    }
+
+    /// One message and the descriptors that came with it (owned by the caller).
+    public struct Message {
+        public var bytes: [UInt8]
+        public var descriptors: [FileDescriptor]
+        /// Descriptors were sent that did not fit (the kernel closed them).
+        public var descriptorsTruncated: Bool
+    }
+
+    /// Like `receive(maxLength:timeout:)`, also taking the descriptors attached to the
+    /// message (SCM_RIGHTS). Nil when the peer has closed.
+    public func receiveMessage(maxLength: Int = 1 << 16, timeout: Duration? = .seconds(5)) throws -> Message? {
+        var buffer = [UInt8](repeating: 0, count: maxLength)
+        while true {
+            var fds: [FileDescriptor] = []
+            var flags: Int32 = 0
+            let n = try buffer.withUnsafeMutableBytes {
+                try Syscall.receive(descriptor, $0, flags: Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC), descriptors: &fds,
+                                    messageFlags: &flags, "AF_UNIX")
+            }
+            if let n {
+                if n == 0 && fds.isEmpty { return nil }
+                guard n <= maxLength else {
+                    for fd in fds { try? fd.close() }
+                    throw LinuxAuditError.syscall("recvmsg(AF_UNIX) of \(n) bytes", .messageTooLong)
+                }
+                return Message(bytes: Array(buffer[..<n]), descriptors: fds,
+                               descriptorsTruncated: flags & Int32(MSG_CTRUNC) != 0)
+            }
+            let events = try Syscall.poll(descriptor, events: Int16(POLLIN), timeout: timeout, "AF_UNIX")
+            guard events != 0 else { throw LinuxAuditError.syscall("recvmsg(AF_UNIX)", .timedOut) }
+        }
+    }
+
     /// Receives one message of at most `maxLength` bytes, waiting up to `timeout`
     /// (nil: forever). Returns nil when the peer has closed, throws ETIMEDOUT on
     /// timeout and EMSGSIZE for a longer message.

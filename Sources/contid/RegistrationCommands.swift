@@ -13,54 +13,11 @@ import Glibc
 // kernel that this process's parent is the writer.
 
 struct DaemonSocketOptions: ParsableArguments {
-    /// The C name of the errors a connect() to contidd's socket can give.
-    static func errnoName(_ e: Errno) -> String {
-        switch e {
-        case .noSuchFileOrDirectory: return "ENOENT"
-        case .connectionRefused: return "ECONNREFUSED"
-        case .permissionDenied: return "EACCES"
-        case .notDirectory: return "ENOTDIR"
-        default: return "E\(e.rawValue)"
-        }
-    }
-
     @Option(name: .customLong("run-dir"),
             help: "contidd's run directory, holding contid.sock (default: $CONTID_RUN_DIR, else /run/contid).")
     var runDir: String?
 
-    var socketPath: String {
-        let dir = runDir ?? getenv("CONTID_RUN_DIR").map { String(cString: $0) } ?? "/run/contid"
-        return dir + "/contid.sock"
-    }
-
-    /// Sends one request and returns the replies up to and including the closing ok/err.
-    func exchange(_ request: RegistrationRequest) throws -> [RegistrationReply] {
-        let path = socketPath
-        let connection: UnixConnection
-        do { connection = try UnixConnection.connect(path: path) } catch {
-            // The errno name first, as for every failure of set/get/capcontid (SPEC §11).
-            let name = (error as? LinuxAuditError)?.errno.map { Self.errnoName($0) } ?? "ECONNREFUSED"
-            printError("\(name): cannot reach contidd at \(path): \(error)")
-            throw ExitCode(2)
-        }
-        do {
-            try connection.send(request.encoded())
-            var replies: [RegistrationReply] = []
-            while let message = try connection.receive(maxLength: 1 << 16, timeout: .seconds(30)) {
-                let reply = try RegistrationReply.decode(message)
-                replies.append(reply)
-                if case .row = reply { continue }
-                return replies
-            }
-            printError("contid: contidd closed the connection without an answer")
-            throw ExitCode(2)
-        } catch let e as ExitCode {
-            throw e
-        } catch {
-            printError("contid: talking to contidd at \(path): \(error)")
-            throw ExitCode(2)
-        }
-    }
+    var client: RegistrationClient { RegistrationClient(runDir: runDir) }
 }
 
 func printError(_ line: String) {
@@ -68,16 +25,12 @@ func printError(_ line: String) {
     s.withUTF8 { p in _ = write(2, p.baseAddress, p.count) }
 }
 
-/// Prints `ERRNO: reason` and fails, or returns the ok text.
-func expectOK(_ replies: [RegistrationReply]) throws -> String {
-    switch replies.last {
-    case .ok(let text)?: return text
-    case let .error(errno, message)?:
-        printError("\(errno): \(message)")
-        throw ExitCode(1)
-    default:
-        printError("contid: unexpected answer from contidd")
-        throw ExitCode(2)
+/// Runs one client call; a failure prints `ERRNO: reason` first (SPEC §11) and exits
+/// 1 (refused) or 2 (contidd could not be asked).
+func answered<T>(_ body: () throws(RegistrationFailure) -> T) throws -> T {
+    do { return try body() } catch {
+        printError(error.description)
+        throw ExitCode(error.exitStatus)
     }
 }
 
@@ -95,8 +48,14 @@ struct SetCommand: ParsableCommand {
             (ENOTUNIQ). Run it from the shell that started PID: in out=$(contid set ...) the writer \
             is the $(...) subshell, of which PID is not a descendant (EXDEV). Every attempt is \
             recorded as a CONTAINER_OP record (refusals beyond 10 a second per user are counted \
-            in one set-suppressed record instead). A failure prints the errno name first and \
-            exits 1.
+            in one set-suppressed record instead). With --new a live ID is refused (ENOTUNIQ) \
+            even when this writer's orchestrator owns it: the request creates a container, it \
+            never joins one. Labels (--label k=v, repeatable) are kept with the container and \
+            recorded in its CONTAINER_INFO record; keys and values may not contain ',' or '=' \
+            (EINVAL), and all of them, as k=v,k=v, at most 4096 bytes (E2BIG). The target is \
+            passed to contidd as a pidfd opened here, so PID is read in this shell's pid \
+            namespace. A failure prints the errno name first and exits 1 (2 when contidd \
+            cannot be reached).
             """)
 
     @OptionGroup var daemon: DaemonSocketOptions
@@ -107,13 +66,32 @@ struct SetCommand: ParsableCommand {
     @Argument(parsing: .allUnrecognized,
               help: "The container ID: a UUID, 32 hex digits, or a decimal number below 2^64-1.")
     var id: [String] = []
+    @Flag(name: .long, help: "Create a new container only: a live ID is refused with ENOTUNIQ whoever owns it.")
+    var new = false
+    @Option(name: .customLong("label"),
+            help: ArgumentHelp("A label of the container, key=value (repeatable): runtime, id, bundle, name, image, pod, pod-uid are the well-known keys.",
+                               valueName: "key=value"))
+    var labels: [String] = []
 
     func validate() throws {
         guard id.count == 1 else { throw ValidationError("give exactly one ID after the PID") }
     }
 
+    /// `k=v` split at its first `=` (a second one is refused by the label rules).
+    static func pairs(_ labels: [String]) throws(RegistrationFailure) -> [(String, String)] {
+        try labels.map { (text: String) throws(RegistrationFailure) -> (String, String) in
+            guard let eq = text.firstIndex(of: "=") else {
+                throw RegistrationFailure(errno: "EINVAL", message: "label \"\(text.prefix(64))\" is not key=value", refused: true)
+            }
+            return (String(text[..<eq]), String(text[text.index(after: eq)...]))
+        }
+    }
+
     func run() throws {
-        _ = try expectOK(try daemon.exchange(.set(pid: pid, id: id[0], forParent: true)))
+        let client = daemon.client
+        _ = try answered { () throws(RegistrationFailure) in
+            try client.set(pid: pid, id: id[0], new: new, labels: try Self.pairs(labels), forParent: true)
+        }
     }
 }
 
@@ -127,7 +105,8 @@ struct GetCommand: ParsableCommand {
     var pid: Int32
 
     func run() throws {
-        print(try expectOK(try daemon.exchange(.get(pid: pid))))
+        let client = daemon.client
+        print(try answered { () throws(RegistrationFailure) in try client.get(pid: pid) })
     }
 }
 
@@ -148,7 +127,8 @@ struct CapContIDCommand: ParsableCommand {
     }
 
     func run() throws {
-        _ = try expectOK(try daemon.exchange(.capContID(pid: pid, value: value == 1, forParent: true)))
+        let client = daemon.client
+        _ = try answered { () throws(RegistrationFailure) in try client.capContID(pid: pid, value: value == 1, forParent: true) }
     }
 }
 
@@ -164,16 +144,19 @@ struct PsCommand: ParsableCommand {
     var contained = false
 
     func run() throws {
-        let replies = try daemon.exchange(.ps)
-        _ = try expectOK(replies)
-        var rows: [ProcessRow] = []
-        for r in replies { if case .row(let row) = r { rows.append(row) } }
+        let client = daemon.client
+        var (rows, labels) = try answered { () throws(RegistrationFailure) in try client.ps() }
         if contained { rows = rows.filter { $0.chain != "-1" } }
         if tree {
-            for line in ProcessRow.tree(rows) { print(line) }
+            for line in ProcessRow.tree(rows, labels: labels) { print(line) }
         } else {
-            print(pad("PID", 8) + pad("PPID", 8) + pad("CONTID", 24) + "COMM")
-            for r in rows { print(pad("\(r.pid)", 8) + pad("\(r.ppid)", 8) + pad(r.chain + (r.capContID ? "*" : ""), 24) + r.comm) }
+            // LABELS: those of the process's innermost container.
+            print(pad("PID", 8) + pad("PPID", 8) + pad("CONTID", 24) + pad("COMM", 17) + "LABELS")
+            for r in rows {
+                let own = r.innermostID.flatMap { labels[$0] }.map(\.encoded) ?? ""
+                print(pad("\(r.pid)", 8) + pad("\(r.ppid)", 8) + pad(r.chain + (r.capContID ? "*" : ""), 24)
+                      + (own.isEmpty ? r.comm : pad(r.comm, 17) + own))
+            }
         }
     }
 
@@ -188,6 +171,7 @@ struct StatusCommand: ParsableCommand {
     @OptionGroup var daemon: DaemonSocketOptions
 
     func run() throws {
-        print(try expectOK(try daemon.exchange(.status)))
+        let client = daemon.client
+        print(try answered { () throws(RegistrationFailure) in try client.status() })
     }
 }

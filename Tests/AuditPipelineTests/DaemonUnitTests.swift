@@ -11,9 +11,39 @@ import Testing
             .set(pid: 812, id: "123456", forParent: true), .set(pid: 9, id: "-1", forParent: false),
             .get(pid: 1), .capContID(pid: 77, value: true, forParent: true), .capContID(pid: 77, value: false, forParent: false),
             .ps, .status,
+            .set(pid: 5, id: "7", forParent: true, new: true,
+                 labels: try ContainerLabels(validating: [("runtime", "runc"), ("name", "web 1\nx"), ("empty", "")])),
         ]
         for r in requests { #expect(try RegistrationRequest.decode(r.encoded()) == r) }
         #expect(String(decoding: RegistrationRequest.set(pid: 812, id: "7", forParent: true).encoded(), as: UTF8.self) == "set 812 7 parent")
+        let labelled = RegistrationRequest.set(pid: 812, id: "7", forParent: true, new: true,
+                                               labels: try ContainerLabels(validating: [("runtime", "runc"), ("team", "pay")]))
+        #expect(labelled.description == "set 812 7 new parent\nruntime=runc,team=pay")
+        #expect(try RegistrationRequest.decode(Array("set 812 7 parent new".utf8)) == .set(pid: 812, id: "7", forParent: true, new: true))
+    }
+
+    @Test func labelsThatBreakTheRulesAreRefusedWithTheirErrno() {
+        func refusal(_ text: String) -> String? {
+            do { _ = try RegistrationRequest.decode(Array(text.utf8)); return nil } catch { return error.description }
+        }
+        #expect(refusal("set 5 7\nruntime") == "EINVAL: label \"runtime\" is not key=value")
+        #expect(refusal("set 5 7\na=b=c") == "EINVAL: label \"a=b=c\" holds a second '='; label keys and values may not contain ',' or '='")
+        #expect(refusal("set 5 7\na=1,a=2") == "EINVAL: label key \"a\" given twice")
+        #expect(refusal("set 5 7\n=v") == "EINVAL: label with an empty key (=v)")
+        #expect(refusal("get 5\na=1") == "EINVAL: only set carries labels (after a newline)")
+        let big = "set 5 7\nk=" + String(repeating: "v", count: 4095)
+        #expect(refusal(big) == "E2BIG: labels of 4097 bytes (as k=v,k=v); at most 4096")
+        #expect(refusal("set 5 7\nk=" + String(repeating: "v", count: 4094)) == nil)
+        #expect(refusal(String(repeating: "a", count: 5000)) == "E2BIG: request of 5000 bytes; at most 4608 (labels: at most 4096)")
+    }
+
+    @Test func labelValidationNamesTheBadCharacter() {
+        #expect(throws: ContainerFailure(.EINVAL, "label key \"a,b\" holds ','; label keys and values may not contain ',' or '='")) {
+            try ContainerLabels(validating: [("a,b", "1")])
+        }
+        #expect(throws: ContainerFailure(.EINVAL, "label value \"x=y\" holds '='; label keys and values may not contain ',' or '='")) {
+            try ContainerLabels(validating: [("a", "x=y")])
+        }
     }
 
     @Test func malformedRequestsSayWhatIsWrong() {
@@ -21,19 +51,23 @@ import Testing
             do { _ = try RegistrationRequest.decode(Array(text.utf8)); return nil } catch { return error.reason }
         }
         #expect(reason("") == "empty request")
-        #expect(reason("set 12") == "usage: set PID ID [parent]")
+        #expect(reason("set 12") == "usage: set PID ID [new] [parent] (then a newline and k=v,k=v labels)")
         #expect(reason("set x 7") == "\"x\" is not a process ID")
         #expect(reason("set 0 7") == "\"0\" is not a process ID")
         #expect(reason("set 5 7 mother") == "unexpected \"mother\" after set")
         #expect(reason("capcontid 5 2") == "usage: capcontid PID 0|1 [parent]")
         #expect(reason("frobnicate") == "unknown request \"frobnicate\"; expected set, get, capcontid, ps or status")
-        #expect(reason(String(repeating: "a", count: 600)) == "request of 600 bytes; at most 512")
+        #expect(reason(String(repeating: "a", count: 600)) == "request line of 600 bytes; at most 512")
+        #expect(reason("set 5 7 new new") == "unexpected \"new\" after set")
+        #expect(reason("capcontid 5 1 new") == "unexpected \"new\" after capcontid")
     }
 
     @Test func repliesRoundTrip() throws {
         let replies: [RegistrationReply] = [
             .ok("4,^2,^1"), .ok(""), .error(errno: "EBUSY", message: "process 812 has 1 child; register a container's first process before it forks"),
             .row(ProcessRow(pid: 10, ppid: 1, chain: "7,^3", capContID: true, comm: "my prog")),
+            .info(id: "7", labels: try ContainerLabels(validating: [("runtime", "runc"), ("name", "a b")])),
+            .info(id: "8", labels: ContainerLabels()),
         ]
         for r in replies { #expect(try RegistrationReply.decode(r.encoded()) == r) }
         #expect(RegistrationReply.error(errno: "EPERM", message: "no").description == "err EPERM no")
@@ -47,6 +81,18 @@ import Testing
             ProcessRow(pid: 30, ppid: 1, chain: "-1", capContID: true, comm: "runc"),
         ]
         #expect(ProcessRow.tree(rows) == ["1 init [-1]", "|-- 20 sh [7]", "|   `-- 21 app [8,^7]", "`-- 30 runc [-1] capcontid"])
+    }
+
+    @Test func treeShowsLabelsAtEachContainersFirstProcess() throws {
+        let rows = [
+            ProcessRow(pid: 1, ppid: 0, chain: "-1", capContID: false, comm: "init"),
+            ProcessRow(pid: 20, ppid: 1, chain: "7", capContID: false, comm: "sh"),
+            ProcessRow(pid: 22, ppid: 20, chain: "7", capContID: false, comm: "cat"),
+            ProcessRow(pid: 21, ppid: 20, chain: "8,^7", capContID: false, comm: "app"),
+        ]
+        let labels = ["7": try ContainerLabels(validating: [("name", "outer")]), "8": try ContainerLabels(validating: [("name", "inner")])]
+        #expect(ProcessRow.tree(rows, labels: labels)
+                == ["1 init [-1]", "`-- 20 sh [7] {name=outer}", "    |-- 21 app [8,^7] {name=inner}", "    `-- 22 cat [7]"])
     }
 }
 

@@ -1,6 +1,7 @@
 import AuditPipeline
 import Glibc
 import LinuxAudit
+import SystemPackage
 import TestSupport
 import Testing
 
@@ -19,7 +20,7 @@ import Testing
         let count = self.count
         return RegistrationServer(listener: listener, clock: clock, limits: limits,
                                   refuseMalformed: { count.malformed += 1; return .error(errno: "EINVAL", message: $0.reason) },
-                                  answer: { request, _ in [.ok("answered \(request)")] })
+                                  answer: { request, _, _ in [.ok("answered \(request)")] })
     }
 
     /// One poll round over the server's descriptors, waiting at most 1 s for something to be ready.
@@ -78,5 +79,31 @@ import Testing
         #expect(!reason.isEmpty)
         #expect(String(decoding: reply, as: UTF8.self) == "err EINVAL \(reason)")
         #expect(count.malformed == 1)
+    }
+
+    @Test func aPidfdSentWithARequestNamesItsTarget() throws {
+        defer { removeTree(dir) }
+        let listener = try UnixListener(path: dir + "/contid.sock", mode: 0o666)
+        let count = self.count
+        let s = RegistrationServer(listener: listener, clock: clock,
+                                   refuseMalformed: { count.malformed += 1; return .error(errno: $0.errno, message: $0.reason) },
+                                   answer: { request, _, target in [.ok("\(request.pid ?? 0) target \(target.map { "\($0.pid)" } ?? "none")")] })
+        let c = try UnixConnection.connect(path: dir + "/contid.sock")
+        s.acceptConnections()
+        func exchange(_ request: RegistrationRequest, attaching fd: FileDescriptor?) throws -> String {
+            if let fd { try c.send(request.encoded(), attaching: fd) } else { try c.send(request.encoded()) }
+            try round(s)
+            return String(decoding: try #require(try c.receive(timeout: .seconds(2))), as: UTF8.self)
+        }
+        let me = try PinnedProcess(pid: getpid())
+        // The pid in the request is the client's view; the pidfd decides.
+        #expect(try exchange(.get(pid: 4242), attaching: me.descriptor) == "ok 4242 target \(getpid())")
+        #expect(try exchange(.get(pid: 4242), attaching: nil) == "ok 4242 target none")
+        let notPidfd = try FileDescriptor.open("/dev/null", .readOnly)
+        defer { try? notPidfd.close() }
+        let refused = try exchange(.get(pid: 1), attaching: notPidfd)
+        #expect(refused.hasPrefix("err EINVAL descriptor ") && refused.hasSuffix(" sent as a pidfd is not one (no Pid: in its fdinfo)"))
+        #expect(try exchange(.ps, attaching: me.descriptor) == "err EINVAL ps names no process; it takes no pidfd")
+        #expect(count.malformed == 2)
     }
 }

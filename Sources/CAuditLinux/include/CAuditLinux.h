@@ -66,6 +66,12 @@ int caudit_open_by_handle_at(int mount_fd, void *handle, int flags);
 // ---- unix sockets -------------------------------------------------------------
 // accept4(2) is declared only under _GNU_SOURCE.
 int caudit_accept4(int fd, int flags);
+// One message with at most one descriptor attached (fd < 0: none).
+ssize_t caudit_send_with_fd(int sock, const void *buf, size_t len, int fd, int flags);
+// One message and the descriptors attached to it (at most CAUDIT_MAX_PASSED_FDS are
+// taken; the caller closes them); msg_flags gets MSG_TRUNC/MSG_CTRUNC.
+#define CAUDIT_MAX_PASSED_FDS 4
+ssize_t caudit_receive_with_fds(int sock, void *buf, size_t len, int flags, int *fds, int max_fds, int *nfds, int *msg_flags);
 
 #endif // __linux__
 #endif // CAUDITLINUX_H
