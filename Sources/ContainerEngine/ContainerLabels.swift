@@ -12,7 +12,8 @@ public struct ContainerLabel: Hashable, Sendable {
     }
 }
 
-/// The labels of one registration, in the order given. Keys are unique and
+/// The labels of one registration: CONTAINER_INFO's own fields first (runtime, id,
+/// name, image, pod), then the others in the order given. Keys are unique and
 /// non-empty; neither keys nor values hold `,` or `=`, so `k=v,k=v` (the wire
 /// form and `labels=` of CONTAINER_INFO) is unambiguous.
 public struct ContainerLabels: Hashable, Sendable, Sequence, CustomStringConvertible {
@@ -45,6 +46,10 @@ public struct ContainerLabels: Hashable, Sendable, Sequence, CustomStringConvert
             }
             labels.append(ContainerLabel(key, value))
         }
+        // One order for the same labels however they were given: CONTAINER_INFO's fields
+        // first, in its order, then the others as given.
+        let info = Self.infoFields.compactMap { k in labels.first { $0.key == k } }
+        labels = info + labels.filter { !Self.infoFields.contains($0.key) }
         let size = encodedByteCount
         guard size <= Self.maxBytes else {
             throw ContainerFailure(.E2BIG, "labels of \(size) bytes (as k=v,k=v); at most \(Self.maxBytes)")

@@ -1,11 +1,26 @@
 // Container objects (upstream `audit_contobj`): one live object per ID, each
-// holding its owner, its parent (nesting) and how many live members and nested
-// objects keep it alive.
+// holding its owner, its parent (nesting), its labels and how many live members
+// and nested objects keep it alive.
+
+/// Who may inject into a container (SPEC §4): the orchestrator that created it,
+/// (uid, executable, its own chain), alive or not. Its own chain is the chain of
+/// the object's parent (the writer's container at creation), so it is not kept here.
+struct Orchestrator: Hashable {
+    var uid: UInt32
+    var exe: [UInt8]
+}
 
 struct ContainerObject {
     var id: ContainerID
-    /// The writer that created it; only that process may inject more tasks.
+    /// The writer that created it (named in messages; the records' `pid=`).
     var owner: ProcessKey
+    /// The orchestrator that created it; nil for an object restored from a snapshot
+    /// that did not record it, which only the owner process itself may inject into.
+    var orchestrator: Orchestrator?
+    /// What its orchestrator said about it at registration (CONTAINER_INFO).
+    var labels = ContainerLabels()
+    /// Its first process, the registration's target (CONTAINER_INFO's opid).
+    var firstPID: Int32 = 0
     /// Index of the parent object (the owner's own container at creation), or -1.
     var parent: Int32
     /// Live processes whose innermost container this is.
@@ -36,7 +51,10 @@ struct ContainerObjectTable {
     func index(of id: ContainerID) -> Int32? { indexOf[id] }
 
     /// A new object with no members; its parent gains a nested reference.
-    mutating func create(id: ContainerID, owner: ProcessKey, parent: Int32, creation: UInt64? = nil) -> Int32 {
+    mutating func create(
+        id: ContainerID, owner: ProcessKey, orchestrator: Orchestrator?, parent: Int32, labels: ContainerLabels = ContainerLabels(),
+        creation: UInt64? = nil
+    ) -> Int32 {
         var chain = ContainerChain([id])
         if parent >= 0 {
             chain.ids.append(contentsOf: objects[Int(parent)].chain.ids)
@@ -45,8 +63,8 @@ struct ContainerObjectTable {
         let order = creation ?? nextCreation
         nextCreation = max(nextCreation, order + 1)
         let object = ContainerObject(
-            id: id, owner: owner, parent: parent, members: 0, nested: 0, creation: order,
-            chain: chain, chainBytes: chain.bytes, isLive: true)
+            id: id, owner: owner, orchestrator: orchestrator, labels: labels, parent: parent, members: 0, nested: 0,
+            creation: order, chain: chain, chainBytes: chain.bytes, isLive: true)
         let index: Int32
         if let f = free.popLast() {
             index = f
@@ -65,7 +83,7 @@ struct ContainerObjectTable {
             free.append(Int32(objects.count))
             objects.append(
                 ContainerObject(
-                    id: 0, owner: ProcessKey(pid: 0, start: 0), parent: -1, members: 0, nested: 0,
+                    id: 0, owner: ProcessKey(pid: 0, start: 0), orchestrator: nil, parent: -1, members: 0, nested: 0,
                     creation: 0, chain: .unset, chainBytes: [], isLive: false))
         }
         free.removeAll { $0 == index }

@@ -52,6 +52,15 @@ struct RecordText {
         bytes.append(contentsOf: text.utf8)
     }
 
+    /// An untrusted string field whose name is not a literal (a label's key).
+    mutating func field(name: String, untrusted value: [UInt8]) {
+        if !bytes.isEmpty { bytes.append(UInt8(ascii: " ")) }
+        bytes.append(contentsOf: name.utf8)
+        bytes.append(UInt8(ascii: "="))
+        let text = value.contains(UInt8(ascii: "'")) ? AuditText.hex(value) : AuditText.untrusted(bytes: value)
+        bytes.append(contentsOf: text.utf8)
+    }
+
     mutating func field(_ name: StaticString, id: ContainerID?) {
         key(name)
         if let id { id.append(to: &bytes) } else { bytes.append(contentsOf: "-1".utf8) }

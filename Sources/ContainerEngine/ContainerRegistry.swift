@@ -209,13 +209,17 @@ public final class ContainerRegistry {
     /// Sets the container ID of `target` (`echo ID > /proc/PID/audit_containerid`).
     ///
     /// `id` nil is an attempt to unset (`-1`, `unset`, 18446744073709551615).
-    /// `topology` supplies the process facts of checks 0, 3, 4 and 5 (default:
-    /// this registry's own table); the target must also be in this table.
-    /// Writes one CONTAINER_OP record per attempt, and NS_INFO on success when
-    /// the target's namespaces are known. Returns the target's new chain.
+    /// `new`: the request creates a container only, so a live ID is ENOTUNIQ
+    /// whoever owns it (`contid set --new`, the OCI hook). `labels` go with a new
+    /// container (an injection keeps the container's own). `topology` supplies the
+    /// process facts of checks 0, 3, 4 and 5 (default: this registry's own table);
+    /// the target must also be in this table. Writes one CONTAINER_OP record per
+    /// attempt, NS_INFO on success when the target's namespaces are known, and
+    /// CONTAINER_INFO when a new container has labels. Returns the target's new chain.
     @discardableResult
     public func register(
-        writer: Writer, target: ProcessKey, id: ContainerID?, topology: (any ProcessTopology)? = nil
+        writer: Writer, target: ProcessKey, id: ContainerID?, new: Bool = false, labels: ContainerLabels = ContainerLabels(),
+        topology: (any ProcessTopology)? = nil
     ) throws(ContainerFailure) -> ContainerChain {
         let facts: any ProcessTopology = topology ?? processes
         let entry = processes.entry(target)
@@ -268,27 +272,28 @@ public final class ContainerRegistry {
         guard facts.isDescendant(target.pid, of: writer.process) else {
             throw fail(.EXDEV, writer.notAncestorReason(of: target.pid, command: "set"))
         }
-        // 5: an ID (set or inherited) may be replaced only by nesting.
-        if let old {
+        // 5: an ID (set or inherited) may be replaced only by nesting: the writer is a
+        // member of the target's current container (an orchestrator running inside it),
+        // which holds whether or not the outer runtime still runs (SPEC §4).
+        let writerContainer = processes.entry(writer.process).map { $0.container } ?? ProcessEntry.noContainer
+        if let old, writerContainer != old {
             let owner = objects[old].owner
-            let nesting = owner != writer.process && facts.isAncestorOrSelf(owner, of: writer.process)
-            guard nesting else {
-                let reason =
-                    owner == writer.process
-                    ? "process \(target.pid) already has container ID \(objects[old].chain), registered by process \(writer.process.pid) itself"
-                    : "process \(target.pid) already has container ID \(objects[old].chain) and process \(writer.process.pid) does not descend from its owner, process \(owner.pid)"
-                throw fail(.EEXIST, reason)
-            }
+            let reason =
+                owner == writer.process
+                ? "process \(target.pid) already has container ID \(objects[old].chain), registered by process \(writer.process.pid) itself"
+                : "process \(target.pid) already has container ID \(objects[old].chain); only a process of that container may nest another in it, and the writer, process \(writer.process.pid), is \(containerPhrase(writerContainer))"
+            throw fail(.EEXIST, reason)
         }
-        // 6: a live ID belongs to its owner while that owner lives.
+        // 6: a live ID is joined only by its own orchestrator, and never by a request for a new container.
         let existing = objects.index(of: id)
         if let existing {
-            let owner = objects[existing].owner
-            if owner != writer.process {
-                throw fail(.ENOTUNIQ, "container ID \(id) is in use, owned by process \(owner.pid)")
+            if new {
+                throw fail(
+                    .ENOTUNIQ,
+                    "container ID \(id) is in use (registered by process \(objects[existing].owner.pid)); a new container was asked for, and an ID in use is never joined by such a request")
             }
-            if !facts.isAlive(owner) {
-                throw fail(.ENOTUNIQ, "container ID \(id) is in use and its owner, process \(owner.pid), has exited")
+            if !isOrchestrator(of: existing, writer: writer, container: writerContainer) {
+                throw fail(.ENOTUNIQ, "container ID \(id) is in use, owned by another orchestrator (\(orchestratorPhrase(existing)))")
             }
         }
 
@@ -297,8 +302,9 @@ public final class ContainerRegistry {
         if let existing {
             joined = existing  // injection: the parent stays as it was
         } else {
-            let writerContainer = processes.entry(writer.process).map { $0.container } ?? ProcessEntry.noContainer
-            joined = objects.create(id: id, owner: writer.process, parent: writerContainer)
+            joined = objects.create(
+                id: id, owner: writer.process, orchestrator: Self.orchestrator(of: writer), parent: writerContainer, labels: labels)
+            objects[joined].firstPID = target.pid
         }
         objects[joined].members += 1
         processes[target.pid]!.container = joined
@@ -318,7 +324,38 @@ public final class ContainerRegistry {
             }
             outbox.append(text.record(.nsInfo))
         }
+        if existing == nil, !labels.isEmpty {
+            outbox.append(ContainerInfo(opid: target.pid, id: id, labels: labels).record)
+        }
         return objects[joined].chain
+    }
+
+    /// The orchestrator a writer is, or nil when its executable is unknown (then only
+    /// the process itself counts as the owner).
+    static func orchestrator(of writer: Writer) -> Orchestrator? {
+        writer.exe.isEmpty || writer.exe == Array("?".utf8) ? nil : Orchestrator(uid: writer.uid, exe: writer.exe)
+    }
+
+    /// Whether `writer`, in container `container`, is the orchestrator that created
+    /// object `index`: same uid, same executable, same own chain (SPEC §4), alive or not.
+    private func isOrchestrator(of index: Int32, writer: Writer, container: Int32) -> Bool {
+        let o = objects[index]
+        guard let orchestrator = o.orchestrator, let asking = Self.orchestrator(of: writer) else {
+            return o.owner == writer.process
+        }
+        return orchestrator == asking && o.parent == container
+    }
+
+    private func orchestratorPhrase(_ index: Int32) -> String {
+        let o = objects[index]
+        guard let orchestrator = o.orchestrator else { return "process \(o.owner.pid)" }
+        let exe = String(decoding: orchestrator.exe.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: "?") : $0 }, as: UTF8.self)
+        return "process \(o.owner.pid): uid \(orchestrator.uid), \(exe), \(containerPhrase(o.parent))"
+    }
+
+    /// `in container 7,^2` or `in no container`.
+    private func containerPhrase(_ index: Int32) -> String {
+        index >= 0 ? "in container \(objects[index].chain)" : "in no container"
     }
 
     /// Sets capcontid on `target` (`/proc/PID/audit_capcontainerid`, upstream §5):
@@ -365,7 +402,10 @@ public final class ContainerRegistry {
     /// is written. `writer` and `target` must be in the table (report them with
     /// `.discovered` first). A live ID joins the target to it (injection), else a new
     /// object is created, owned by the writer and nested in the writer's container.
-    public func applyRecordedRegistration(writer: Int32, target: Int32, id: ContainerID) {
+    /// `uid` and `exe`: the record's writer, so that a later check knows its orchestrator.
+    public func applyRecordedRegistration(
+        writer: Int32, target: Int32, id: ContainerID, uid: UInt32? = nil, exe: [UInt8]? = nil
+    ) {
         guard let entry = processes[target] else { return }
         let writerEntry = processes[writer]
         let old = entry.container >= 0 ? entry.container : nil
@@ -375,7 +415,10 @@ public final class ContainerRegistry {
             joined = existing
         } else {
             let owner = ProcessKey(pid: writer, start: writerEntry?.start ?? 0)
-            joined = objects.create(id: id, owner: owner, parent: writerEntry?.container ?? ProcessEntry.noContainer)
+            let orchestrator = uid.flatMap { u in exe.map { Orchestrator(uid: u, exe: $0) } }
+            joined = objects.create(
+                id: id, owner: owner, orchestrator: orchestrator, parent: writerEntry?.container ?? ProcessEntry.noContainer)
+            objects[joined].firstPID = target
         }
         objects[joined].members += 1
         processes[target]!.container = joined
@@ -385,6 +428,15 @@ public final class ContainerRegistry {
             network.leave(set.net, object: old)
             releaseMember(old, opid: target)
         }
+    }
+
+    /// Sets the labels of the live container `id`, as a CONTAINER_INFO record found in
+    /// a log gives them (see `ContainerInfo.parse`); false when no such container lives.
+    @discardableResult
+    public func applyRecordedLabels(id: ContainerID, labels: ContainerLabels) -> Bool {
+        guard let i = objects.index(of: id) else { return false }
+        objects[i].labels = labels
+        return true
     }
 
     /// Applies a successful capcontid change found in a log (SET_CAPCONTID with `res=1`).
@@ -483,6 +535,8 @@ public final class ContainerRegistry {
         public var nested: Int
         /// Creation order, increasing.
         public var creation: UInt64
+        /// What its orchestrator said about it at registration.
+        public var labels: ContainerLabels
     }
 
     public func container(_ id: ContainerID) -> ContainerState? {
@@ -490,7 +544,21 @@ public final class ContainerRegistry {
         let o = objects[i]
         return ContainerState(
             id: o.id, owner: o.owner, chain: o.chain, members: Int(o.members), nested: Int(o.nested),
-            creation: o.creation)
+            creation: o.creation, labels: o.labels)
+    }
+
+    /// The labels of the live container `id` (empty when it has none or is not live).
+    public func labels(of id: ContainerID) -> ContainerLabels {
+        objects.index(of: id).map { objects[$0].labels } ?? ContainerLabels()
+    }
+
+    /// The CONTAINER_INFO records of every live container that has labels, in creation
+    /// order (written again at the top of each new log file, so each file is self-contained).
+    public func containerInfoRecords() -> [ContainerRecord] {
+        allContainers().compactMap { c in
+            guard let i = objects.index(of: c.id), !c.labels.isEmpty else { return nil }
+            return ContainerInfo(opid: objects[i].firstPID, id: c.id, labels: c.labels).record
+        }
     }
 
     /// Every live container, in creation order.

@@ -1,3 +1,5 @@
+import AuditCodec
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -36,6 +38,14 @@ struct RegistrySnapshot: Codable {
         var owner: ProcessKey
         var parent: Int32
         var creation: UInt64
+        // Absent in snapshots written before owners were orchestrators and containers
+        // had labels (such a container is injected into by its owner process only).
+        /// The orchestrator's uid and executable (hex, any byte kept).
+        var orchestratorUID: UInt32?
+        var orchestratorExe: String?
+        /// `k=v,k=v`.
+        var labels: String?
+        var firstPID: Int32?
     }
 
     struct Process: Codable {
@@ -69,7 +79,9 @@ extension ContainerRegistry {
         let containers = objects.indexOf.values.sorted().map { i in
             let o = objects[i]
             return RegistrySnapshot.Container(
-                slot: i, id: o.id, owner: o.owner, parent: o.parent, creation: o.creation)
+                slot: i, id: o.id, owner: o.owner, parent: o.parent, creation: o.creation,
+                orchestratorUID: o.orchestrator?.uid, orchestratorExe: o.orchestrator.map { AuditText.hex($0.exe) },
+                labels: o.labels.isEmpty ? nil : o.labels.encoded, firstPID: o.firstPID == 0 ? nil : o.firstPID)
         }
         let procs = processes.entries.sorted { $0.key < $1.key }.map { pid, e in
             let set = namespaces[e.namespaces]
@@ -132,9 +144,21 @@ extension ContainerRegistry {
                 objects[c.parent].nested += 1
             }
             guard objects.index(of: c.id) == nil else { throw SnapshotError(reason: "container \(c.id) appears twice") }
+            var orchestrator: Orchestrator?
+            if let uid = c.orchestratorUID, let hex = c.orchestratorExe {
+                guard let exe = AuditText.unhex(Array(hex.utf8)) else {
+                    throw SnapshotError(reason: "container \(c.id) has an orchestratorExe that is not hex")
+                }
+                orchestrator = Orchestrator(uid: uid, exe: exe)
+            }
+            let labels: ContainerLabels
+            do { labels = try ContainerLabels(parsing: c.labels ?? "") } catch {
+                throw SnapshotError(reason: "container \(c.id) has labels that do not read: \(error.reason)")
+            }
             objects.place(
                 ContainerObject(
-                    id: c.id, owner: c.owner, parent: c.parent, members: 0, nested: 0, creation: c.creation,
+                    id: c.id, owner: c.owner, orchestrator: orchestrator, labels: labels, firstPID: c.firstPID ?? 0,
+                    parent: c.parent, members: 0, nested: 0, creation: c.creation,
                     chain: chain, chainBytes: chain.bytes, isLive: true),
                 at: c.slot)
         }

@@ -88,7 +88,9 @@ final class Registrar {
                 ProcessRow(pid: s.process.pid, ppid: s.parent, chain: s.chain.description, capContID: s.capContID,
                            comm: comm(s.process.pid))
             }
-            return Outcome(replies: rows.map { .row($0) } + [.ok("\(rows.count)")])
+            let infos = registry.allContainers().filter { !$0.labels.isEmpty }
+                .map { RegistrationReply.info(id: $0.id.description, labels: $0.labels) }
+            return Outcome(replies: infos + rows.map { .row($0) } + [.ok("\(rows.count)")])
         case .status:
             return Outcome(replies: [])  // answered by the daemon, which has the counters
         }
@@ -235,7 +237,8 @@ final class Registrar {
         case .found(let w, let t, let p): (writer, target, pin) = (w, t, p)
         }
         do {
-            let chain = try registry.register(writer: writer, target: target, id: id, topology: LiveTopology(proc: proc))
+            let chain = try registry.register(writer: writer, target: target, id: id, new: new, labels: labels,
+                                              topology: LiveTopology(proc: proc))
             var records = registry.takeRecords()
             if let pin, let id, let ns = try? pin.verified({ try ProcessNamespaces.read(pid: $0) }) {
                 records.append(Self.namespaceInfo(pid: pid, id: id, namespaces: ns))

@@ -189,7 +189,7 @@ import Testing
         #expect(host.set(700, 9, by: host.writer(600)) == .EEXIST)
     }
 
-    @Test func liveIDOwnedByAnotherWriterFailsWithENOTUNIQ() {
+    @Test func liveIDOwnedByAnotherOrchestratorFailsWithENOTUNIQ() {
         let host = TestHost()
         host.fork(1, 600)
         host.fork(600, 700)
@@ -197,24 +197,109 @@ import Testing
         host.fork(601, 701)
         host.set(700, 5, by: host.writer(600))
         _ = host.bodies()
-        #expect(throws: ContainerFailure(.ENOTUNIQ, "container ID 5 is in use, owned by process 600")) {
-            try host.registry.register(writer: host.writer(601), target: host.key(701), id: 5)
+        let other = host.writer(601, comm: "crun", exe: "/usr/bin/crun")
+        #expect(throws: ContainerFailure(.ENOTUNIQ, "container ID 5 is in use, owned by another orchestrator (process 600: uid 0, /usr/bin/runc, in no container)")) {
+            try host.registry.register(writer: other, target: host.key(701), id: 5)
         }
         #expect(host.bodies() == [
-            "type=CONTAINER_OP op=set opid=701 contid=5 old-contid=-1 pid=601 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=0 errno=ENOTUNIQ"
+            "type=CONTAINER_OP op=set opid=701 contid=5 old-contid=-1 pid=601 uid=0 auid=1000 ses=3 comm=\"crun\" exe=\"/usr/bin/crun\" res=0 errno=ENOTUNIQ"
         ])
     }
 
-    @Test func idWhoseOwnerExitedCannotBeInjectedEvenByAProcessReusingTheOwnersPid() {
+    @Test func aLaterProcessOfTheSameOrchestratorInjectsAfterTheOwnerExited() {
+        // runc run -d: the runc that registered 5 exits; a later runc (runc exec) is the same orchestrator.
         let host = TestHost()
         host.fork(1, 600)
         host.fork(600, 700)
         host.set(700, 5, by: host.writer(600))
         host.exit(600)
-        host.fork(1, 600)  // pid reused by another process
+        host.fork(1, 610)
+        host.fork(610, 710)
+        #expect(host.set(710, 5, by: host.writer(610)) == nil)
+        #expect(host.registry.container(5)?.members == 2)
+        #expect(host.registry.chain(of: 710).description == "5")
+        // The pid of the first owner reused by the same program: the same orchestrator too.
+        host.fork(1, 600)
+        host.fork(600, 720)
+        #expect(host.set(720, 5, by: host.writer(600)) == nil)
+    }
+
+    @Test func anotherUIDExecutableOrOwnChainIsAnotherOrchestrator() {
+        let host = TestHost()
+        host.fork(1, 600)
+        host.fork(600, 700)
+        host.set(700, 5, by: host.writer(600))
+        host.fork(1, 601)
+        host.fork(601, 701)
+        var otherUID = host.writer(601)
+        otherUID.uid = 1000
+        #expect(host.set(701, 5, by: otherUID) == .ENOTUNIQ)
+        #expect(host.set(701, 5, by: host.writer(601, exe: "/usr/local/bin/runc")) == .ENOTUNIQ)
+        // The same program running inside container 5 is an orchestrator of its own (a nested runtime).
+        host.fork(700, 702)
+        host.fork(702, 703)
+        #expect(host.set(703, 5, by: host.writer(702)) == .ENOTUNIQ)
+        host.fork(1, 602)
+        host.set(602, 8, by: host.writer(1))
+        host.fork(602, 704)
+        host.fork(704, 705)
+        // 704 runs inside 8: its own chain is 8, the owner's was none.
+        #expect(throws: ContainerFailure(.ENOTUNIQ, "container ID 5 is in use, owned by another orchestrator (process 600: uid 0, /usr/bin/runc, in no container)")) {
+            try host.registry.register(writer: host.writer(704), target: host.key(705), id: 5)
+        }
+        #expect(host.registry.container(5)?.members == 3)  // 700, 702 and 703
+    }
+
+    @Test func aRequestForANewContainerRefusesALiveIDWhoeverOwnsIt() {
+        let host = TestHost()
+        host.fork(1, 600)
+        host.fork(600, 700)
         host.fork(600, 701)
-        #expect(host.set(701, 5, by: host.writer(600)) == .ENOTUNIQ)
-        #expect(host.registry.container(5)?.members == 1)
+        host.set(700, 5, by: host.writer(600))
+        _ = host.bodies()
+        #expect(throws: ContainerFailure(.ENOTUNIQ, "container ID 5 is in use (registered by process 600); a new container was asked for, and an ID in use is never joined by such a request")) {
+            try host.registry.register(writer: host.writer(600), target: host.key(701), id: 5, new: true)
+        }
+        #expect(host.bodies() == [
+            "type=CONTAINER_OP op=set opid=701 contid=5 old-contid=-1 pid=600 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=0 errno=ENOTUNIQ"
+        ])
+        #expect(throws: Never.self) { try host.registry.register(writer: host.writer(600), target: host.key(701), id: 6, new: true) }
+    }
+
+    @Test func aMemberOfTheTargetsContainerNestsAfterTheOuterRuntimeExited() {
+        // runc run -d registers 5 and exits; a runtime started inside the container nests 6 in it.
+        let host = TestHost()
+        host.fork(1, 600)
+        host.fork(600, 700)
+        host.set(700, 5, by: host.writer(600))
+        host.exit(600)
+        host.fork(700, 710)  // the inner runtime, a member of 5
+        host.fork(710, 720)  // its container's first process, 5 inherited
+        _ = host.bodies()
+        #expect(host.set(720, 6, by: host.writer(710)) == nil)
+        #expect(host.registry.chain(of: 720).description == "6,^5")
+        #expect(host.bodies() == [
+            "type=CONTAINER_OP op=set opid=720 contid=6 old-contid=5 pid=710 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=1"
+        ])
+        #expect(host.registry.container(6)?.owner == host.key(710))
+    }
+
+    @Test func anOrchestratorOutsideTheTargetsContainerCannotNestFailingWithEEXIST() {
+        let host = TestHost()
+        host.fork(1, 600)
+        host.fork(600, 700)
+        host.set(700, 5, by: host.writer(600))
+        host.fork(700, 710)
+        host.fork(1, 590)
+        host.fork(590, 601)
+        host.set(601, 8, by: host.writer(590))
+        host.fork(601, 602)
+        #expect(throws: ContainerFailure(.EEXIST, "process 710 already has container ID 5, registered by process 600 itself")) {
+            try host.registry.register(writer: host.writer(600), target: host.key(710), id: 6)
+        }
+        #expect(throws: ContainerFailure(.EEXIST, "process 602 already has container ID 8; only a process of that container may nest another in it, and the writer, process 1, is in no container")) {
+            try host.registry.register(writer: host.writer(1), target: host.key(602), id: 6)
+        }
     }
 
     @Test func capContIDChecksESRCHThenEXDEVThenEPERM() {

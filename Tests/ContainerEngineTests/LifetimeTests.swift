@@ -50,19 +50,20 @@ import Testing
         ])
     }
 
-    @Test func nestingAwayTheLastMemberDropsTheOldObjectAndParentsToTheWritersContainer() {
+    @Test func aWriterOutsideTheContainerCannotReSetItEvenDescendingFromItsOwner() {
+        // The proposal let W (unset, a descendant of the owner O) re-set T; SPEC §4 nests
+        // only from inside the target's container, so the old object is never nested away.
         let host = TestHost()
         host.fork(1, 500)  // O
         host.fork(500, 600)  // W, unset, descends from O
         host.fork(600, 700)  // T
         host.set(700, 1, by: host.writer(500))
         _ = host.bodies()
-        #expect(host.set(700, 2, by: host.writer(600)) == nil)
+        #expect(host.set(700, 2, by: host.writer(600)) == .EEXIST)
         #expect(host.bodies() == [
-            "type=CONTAINER_OP op=set opid=700 contid=2 old-contid=1 pid=600 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=1",
-            "type=CONTAINER_OP op=drop opid=700 contid=-1 old-contid=1 res=1",
+            "type=CONTAINER_OP op=set opid=700 contid=2 old-contid=1 pid=600 uid=0 auid=1000 ses=3 comm=\"runc\" exe=\"/usr/bin/runc\" res=0 errno=EEXIST"
         ])
-        #expect(host.registry.chain(of: 700).description == "2")
+        #expect(host.registry.chain(of: 700).description == "1")
     }
 
     @Test func orphanReparentedToInitCannotBeReRegisteredByItsOldOrchestratorOrByInit() {

@@ -18,6 +18,8 @@ struct ReferenceModel {
     var processes: [Int32: Process] = [1: Process(start: 1, parent: 0, parentStart: 0, chain: [], net: 10)]
     var owners: [ContainerID: ProcessKey] = [:]
     var objectChains: [ContainerID: [ContainerID]] = [:]
+    /// The owner's own chain at registration.
+    var ownerChains: [ContainerID: [ContainerID]] = [:]
 
     func key(_ pid: Int32) -> ProcessKey { ProcessKey(pid: pid, start: processes[pid]!.start) }
     func isAlive(_ k: ProcessKey) -> Bool { processes[k.pid]?.start == k.start }
@@ -53,6 +55,7 @@ struct ReferenceModel {
         for id in dead {
             owners[id] = nil
             objectChains[id] = nil
+            ownerChains[id] = nil
         }
         return dead
     }
@@ -63,14 +66,14 @@ struct ReferenceModel {
         guard cap || processes[writer.pid]!.capContID else { return .EPERM }
         if children(of: target.pid) > 0 { return .EBUSY }  // threads join (SPEC §4)
         if target.pid == writer.pid || !isDescendant(target.pid, of: writer) { return .EXDEV }
-        if let inner = t.chain.first {
-            let owner = owners[inner]!
-            let ownerIsAncestorOrSelf = isAlive(owner) && (owner == writer || isDescendant(writer.pid, of: owner))
-            if owner == writer || !ownerIsAncestorOrSelf { return .EEXIST }
-        }
-        if let owner = owners[id] {
-            if owner != writer || !isAlive(owner) { return .ENOTUNIQ }
+        let writerChain = processes[writer.pid]!.chain
+        // Nesting: the writer is a member of the target's container (SPEC §4).
+        if !t.chain.isEmpty, t.chain != writerChain { return .EEXIST }
+        if owners[id] != nil {
+            // One orchestrator (uid and executable are the same here): the same own chain.
+            if ownerChains[id]! != writerChain { return .ENOTUNIQ }
         } else {
+            ownerChains[id] = writerChain
             owners[id] = writer
             objectChains[id] = [id] + processes[writer.pid]!.chain
         }

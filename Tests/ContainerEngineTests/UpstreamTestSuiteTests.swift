@@ -193,8 +193,8 @@ import Testing
         #expect(host.registry.chain(of: 800).description == "4,^2,^1")
         #expect(host.registry.chain(of: 701).description == "3,^1")
         #expect(host.annotation(800) == "record=1 contid=4,^2,^1")
-        // O does not descend from A, the owner of 3: EEXIST.
-        #expect(throws: ContainerFailure(.EEXIST, "process 701 already has container ID 3,^1 and process 500 does not descend from its owner, process 600")) {
+        // O is not a member of 3,^1 (upstream: does not descend from A, the owner of 3): EEXIST.
+        #expect(throws: ContainerFailure(.EEXIST, "process 701 already has container ID 3,^1; only a process of that container may nest another in it, and the writer, process 500, is in no container")) {
             try host.registry.register(writer: host.writer(500), target: host.key(701), id: 5)
         }
         #expect(host.bodies() == [
