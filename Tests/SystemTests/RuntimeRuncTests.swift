@@ -82,9 +82,9 @@ struct RuntimeRuncTests {
                 // (opening the fifo) and the host's touch carry none.
                 for e in writesOf(events, n) {
                     if e.pid == getpid() || e.paths.contains(where: { $0.hasSuffix("/host-touched") }) {
-                        #expect(e.chain == nil, "\(e.records.map(\.text))")
+                        #expect(e.chain == nil, "\(e.lines)")
                     } else {
-                        #expect(e.chain == id, "\(e.records.map(\.text))")
+                        #expect(e.chain == id, "\(e.lines)")
                     }
                 }
                 // Every exec inside it: its first process's exec of sh, touch, cat, the grandchild's sh.
@@ -95,14 +95,14 @@ struct RuntimeRuncTests {
                 let execs = events.filter(ofContainer)
                 let programs = execs.compactMap { $0.execArguments?.first }.sorted()
                 #expect(programs == ["/bin/touch", "cat", "sh", "sh"], "\(execs.map { $0.execArguments ?? [] })")
-                #expect(execs.allSatisfy { $0.chain == id }, "\(execs.map(\.records).map { $0.map(\.text) })")
+                #expect(execs.allSatisfy { $0.chain == id }, "\(execs.map(\.lines))")
             }
             // Nothing else in the containers' file system view ran without an ID.
             #expect(events.filter { $0.key == "oci-exec" && $0.exe == "/bin/busybox" }.allSatisfy { $0.chain == idA || $0.chain == idB })
             // runc itself: its own exec, and the `runc init` it starts, carry no ID.
             let runcExecs = events.filter { $0.key == "oci-exec" && ($0.pid == runcA || $0.pid == runcB || $0.execArguments?.dropFirst().first == "init") }
             #expect(runcExecs.count >= 2)
-            #expect(runcExecs.allSatisfy { $0.chain == nil }, "\(runcExecs.map(\.records).map { $0.map(\.text) })")
+            #expect(runcExecs.allSatisfy { $0.chain == nil }, "\(runcExecs.map(\.lines))")
             // The host's own execs (the touch above) carry none.
             let hostTouch = events.filter { $0.key == "oci-exec" && $0.exe == realPath("/usr/bin/touch") }
             #expect(!hostTouch.isEmpty && hostTouch.allSatisfy { $0.chain == nil })

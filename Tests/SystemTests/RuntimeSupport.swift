@@ -139,6 +139,8 @@ extension LoggedEvent {
         return (0..<argc).map { r.field("a\($0)")?.decodedString ?? "?" }
     }
     var exe: String? { syscall?.exe }
+    /// The records' lines, for messages.
+    var lines: [String] { records.map { String(decoding: $0.text, as: UTF8.self) } }
     /// The names of every PATH record (a created file's parent directory comes first).
     var paths: [String] { records.filter { $0.type == .path }.compactMap { $0.field("name")?.decodedString } }
 }
