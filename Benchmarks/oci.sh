@@ -65,14 +65,14 @@ perl -MTime::HiRes=time -e '
     my @order = rand() < 0.5 ? ("plain", "hooked") : ("hooked", "plain");
     for my $k (@order) { my $ms = once($k, "b-$k-$i"); if ($k eq "plain") { push @plain, $ms } else { push @hooked, $ms } }
   }
-  sub q { my ($p, @v) = @_; @v = sort { $a <=> $b } @v; my $x = $p * $#v; my $lo = int($x);
+  sub quantile { my ($p, @v) = @_; @v = sort { $a <=> $b } @v; my $x = $p * $#v; my $lo = int($x);
     return $v[$lo] + ($x - $lo) * (($v[$lo + 1] // $v[$lo]) - $v[$lo]); }
   my @d = map { $hooked[$_] - $plain[$_] } 0..$#plain;
-  printf "without the hook: median %.2f ms (IQR %.2f-%.2f)\n", q(0.5, @plain), q(0.25, @plain), q(0.75, @plain);
-  printf "with the hook:    median %.2f ms (IQR %.2f-%.2f)\n", q(0.5, @hooked), q(0.25, @hooked), q(0.75, @hooked);
-  my $m = q(0.5, @d);
+  printf "without the hook: median %.2f ms (IQR %.2f-%.2f)\n", quantile(0.5, @plain), quantile(0.25, @plain), quantile(0.75, @plain);
+  printf "with the hook:    median %.2f ms (IQR %.2f-%.2f)\n", quantile(0.5, @hooked), quantile(0.25, @hooked), quantile(0.75, @hooked);
+  my $m = quantile(0.5, @d);
   printf "added by contid oci-hook: median of %d paired differences %.2f ms, IQR %.2f ms (%.2f to %.2f)\n",
-    scalar(@d), $m, q(0.75, @d) - q(0.25, @d), q(0.25, @d), q(0.75, @d);
+    scalar(@d), $m, quantile(0.75, @d) - quantile(0.25, @d), quantile(0.25, @d), quantile(0.75, @d);
   printf "target: under 5 ms added: %s\n", $m < 5 ? "met" : "NOT met";
 ' "$runs" "$work"
 registered=$(grep -c 'op=set .*res=1' "$work/log/audit.log" || true)

@@ -144,3 +144,55 @@ extension LoggedEvent {
     /// The names of every PATH record (a created file's parent directory comes first).
     var paths: [String] { records.filter { $0.type == .path }.compactMap { $0.field("name")?.decodedString } }
 }
+
+/// The capability names of this process's bounding set, as an OCI config names them
+/// (a container may hold no capability its runtime lacks: runc fails with EPERM).
+func boundingCapabilities() -> [String] {
+    let names = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+                 "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+                 "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+                 "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+                 "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+                 "CHECKPOINT_RESTORE"]
+    let status = String(decoding: (try? readAll("/proc/self/status")) ?? [], as: UTF8.self)
+    let line = status.split(separator: "\n").first { $0.hasPrefix("CapBnd:") } ?? ""
+    let mask = UInt64(line.split(separator: "\t").last ?? "", radix: 16) ?? 0
+    return names.enumerated().filter { mask & (1 << UInt64($0.offset)) != 0 }.map { "CAP_" + $0.element }
+}
+
+/// A system container that runs the host's own runc: the host's /usr, /opt (Swift's
+/// runtime for contid) and /etc read-only, /sys (cgroups) read-write, every device,
+/// every capability the host has, and each of `shared` at its own path (the test's
+/// directory: contid, the socket, the inner bundles).
+func systemContainerBundle(at path: String, args: [String], annotations: [String: String], shared: [String],
+                           hooks: String?) throws -> OCIBundle {
+    let bundle = try OCIBundle(at: path, args: args, annotations: annotations, hooks: hooks) { config in
+        var process = config["process"] as! [String: Any]
+        let caps = boundingCapabilities()
+        process["capabilities"] = ["bounding": caps, "effective": caps, "permitted": caps]
+        config["process"] = process
+        var mounts = (config["mounts"] as? [[String: Any]] ?? []).filter {
+            !["/sys", "/sys/fs/cgroup"].contains($0["destination"] as? String ?? "")
+        }
+        mounts.append(["destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "rw"]])
+        for d in ["/usr", "/opt", "/etc"] { mounts.append(["destination": d, "type": "bind", "source": d, "options": ["rbind", "ro"]]) }
+        for d in shared { mounts.append(["destination": d, "type": "bind", "source": d, "options": ["rbind", "rw"]]) }
+        mounts.append(["destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755"]])
+        config["mounts"] = mounts
+        var linux = config["linux"] as! [String: Any]
+        linux["maskedPaths"] = nil
+        linux["readonlyPaths"] = nil
+        linux["resources"] = ["devices": [["allow": true, "access": "rwm"]]]
+        config["linux"] = linux
+    }
+    // The host's merged /usr: bin, lib, lib64, sbin are links into it.
+    let fm = FileManager.default
+    try? fm.removeItem(atPath: bundle.rootfs + "/bin")
+    for (link, target) in [("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64"), ("sbin", "usr/sbin")] {
+        try fm.createSymbolicLink(atPath: bundle.rootfs + "/" + link, withDestinationPath: target)
+    }
+    for d in ["usr", "opt", "etc", "run"] + shared.map({ String($0.dropFirst()) }) {
+        try fm.createDirectory(atPath: bundle.rootfs + "/" + d, withIntermediateDirectories: true)
+    }
+    return bundle
+}
