@@ -47,16 +47,57 @@ struct OCIHookCommand: ParsableCommand {
     var optional = false
 
     func run() throws {
-        if let stage, stage != .createRuntime { return }
+        let status = OCIHook(runDir: daemon.runDir, stage: stage, optional: optional).run()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// The hook itself, apart from its argument parsing: runc runs it for every container,
+/// so `contid oci-hook` with the arguments `hook-config` writes skips the parser
+/// (Contid.main), whose start-up costs more than the registration.
+struct OCIHook {
+    var runDir: String?
+    var stage: OCIHookStage?
+    var optional: Bool
+
+    /// The arguments hook-config writes (`--stage S --run-dir DIR [--optional]`, in any
+    /// order); nil for anything else, which then goes through the parser.
+    init?(arguments: ArraySlice<String>) {
+        var rest = arguments
+        optional = false
+        while let a = rest.popFirst() {
+            switch a {
+            case "--optional": optional = true
+            case "--stage":
+                guard let v = rest.popFirst(), let s = OCIHookStage(rawValue: v) else { return nil }
+                stage = s
+            case "--run-dir":
+                guard let v = rest.popFirst(), !v.hasPrefix("-") else { return nil }
+                runDir = v
+            default: return nil
+            }
+        }
+    }
+
+    init(runDir: String?, stage: OCIHookStage?, optional: Bool) {
+        self.runDir = runDir
+        self.stage = stage
+        self.optional = optional
+    }
+
+    /// Registers (at createRuntime) and returns the exit status: 0, or 1 (refused) / 2 (not asked).
+    func run() -> Int32 {
+        if let stage, stage != .createRuntime { return 0 }
         do {
             try register()
+            return 0
         } catch {
             if optional {
                 printError("contid oci-hook: warning: container starts without a container ID: \(error.text)")
-                return
+                return 0
             }
             printError(error.text)
-            throw ExitCode(error.status)
+            return error.status
         }
     }
 
@@ -81,7 +122,7 @@ struct OCIHookCommand: ParsableCommand {
         }
         let id = state.containerIDText
         let labels = state.labels(runtime: Self.runtimeName()).map { ($0.key, $0.value) }
-        let client = daemon.client
+        let client = RegistrationClient(runDir: runDir)
         do {
             _ = try client.set(pid: pid, id: id, new: true, labels: labels, forParent: true)
         } catch {
