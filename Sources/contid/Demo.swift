@@ -324,7 +324,7 @@ final class Tour {
                 echo done > \(shared)/end-\(name)
                 """
             if name == "web" { _ = try sh("mkfifo \(quote(shared + "/go-nested"))") }
-            let pid = try ChildProcess.spawn("/bin/sh", ["sh", "-c", "read go < \(quote(shared + "/go-" + name)); exec unshare --pid --fork --mount-proc /bin/sh -c \(quote(script))"])
+            let pid = try ChildProcess.spawn("/bin/sh", ["sh", "-c", "read go < \(quote(shared + "/go-" + name)); exec /usr/bin/unshare --pid --fork --mount-proc /bin/sh -c \(quote(script))"])
             trees.append(pid)
             do {
                 let chain = try client.set(pid: pid, id: id, new: true, labels: [("name", name), ("runtime", "unshare")], forParent: false)
