@@ -179,6 +179,9 @@ public final class HostLogWriter {
     public private(set) var recordsDropped = 0
     /// The file is to be opened again (a rotation or reopen failed to open it).
     private var reopenWanted = false
+    /// Records that open each new file after a rotation, so that every file stands on its
+    /// own: the CONTAINER_INFO of each live container (SPEC §6). Asked for at each rotation.
+    public var newFileRecords: (() -> [AuditRecord])?
 
     /// `maxFileBytes` 0 means never rotate. `numLogs` counts audit.log itself (at least 2 to rotate).
     public init(directory: String, format: HostLogFormat = .raw, maxFileBytes: Int = 8 << 20, numLogs: Int = 5,
@@ -357,6 +360,13 @@ public final class HostLogWriter {
         do { try open() } catch {
             reopenWanted = true
             throw error
+        }
+        // Protected records: put first in the new file whatever the buffer limit.
+        for r in newFileRecords?() ?? [] {
+            buffer += HostLogForm.line(r, format: format, names: &names)
+            buffer.append(0x0A)
+            recordsWritten += 1
+            recordsSinceSync += 1
         }
     }
 

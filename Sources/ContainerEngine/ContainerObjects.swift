@@ -21,6 +21,9 @@ struct ContainerObject {
     var labels = ContainerLabels()
     /// Its first process, the registration's target (CONTAINER_INFO's opid).
     var firstPID: Int32 = 0
+    /// The pid namespace whose pid 1 is its first process (0: it has none of its own):
+    /// a process that enters it joins the container (SPEC §4).
+    var pidNamespace: UInt64 = 0
     /// Index of the parent object (the owner's own container at creation), or -1.
     var parent: Int32
     /// Live processes whose innermost container this is.

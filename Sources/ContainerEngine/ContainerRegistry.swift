@@ -12,6 +12,8 @@ public final class ContainerRegistry {
     var objects = ContainerObjectTable()
     var namespaces = NamespaceTable()
     var network = NetworkNamespaceMembership()
+    /// Pid namespaces of containers whose first process is their pid 1 → object index.
+    var pidNamespaceOwners: [UInt64: Int32] = [:]
     private var outbox: [ContainerRecord] = []
     /// Scratch lists reused between facts so exits allocate nothing in the common case.
     private var droppedScratch: [ContainerObject] = []
@@ -132,7 +134,14 @@ public final class ContainerRegistry {
         }
         let set = namespaces[e.namespaces]
         network.leave(set.net, object: e.container)
-        if e.container >= 0 { releaseMember(e.container, opid: pid) }
+        if e.container >= 0 {
+            // Pid 1 gone: its pid namespace is dead, and its inode may be reused.
+            let o = objects[e.container]
+            if o.pidNamespace != 0, o.firstPID == pid, pidNamespaceOwners[o.pidNamespace] == e.container {
+                pidNamespaceOwners[o.pidNamespace] = nil
+            }
+            releaseMember(e.container, opid: pid)
+        }
         namespaces.release(e.namespaces, unused: &unusedScratch)
         emitDestroyed()
     }
@@ -140,6 +149,9 @@ public final class ContainerRegistry {
     private func releaseMember(_ object: Int32, opid: Int32) {
         objects.release(object, dropped: &droppedScratch)
         for o in droppedScratch {
+            if o.pidNamespace != 0, let i = pidNamespaceOwners[o.pidNamespace], objects[i].id == o.id {
+                pidNamespaceOwners[o.pidNamespace] = nil
+            }
             var text = RecordText()
             text.field("op", raw: "drop")
             text.field("opid", opid)
@@ -393,6 +405,58 @@ public final class ContainerRegistry {
         }
         record(nil)
         processes[target.pid]!.capContID = value
+    }
+
+    // MARK: Joining by namespaces (SPEC §4)
+
+    /// Records that the live container `id` has a pid namespace of its own whose pid 1
+    /// is its first process (the caller read /proc/PID/ns/pid and NSpid after the
+    /// registration): a process that enters that namespace joins the container.
+    /// False when `id` is not live or the namespace is another container's already.
+    @discardableResult
+    public func setOwnPIDNamespace(_ inode: UInt64, of id: ContainerID) -> Bool {
+        guard inode != 0, let i = objects.index(of: id) else { return false }
+        if let other = pidNamespaceOwners[inode], other != i, objects[other].isLive { return false }
+        objects[i].pidNamespace = inode
+        pidNamespaceOwners[inode] = i
+        return true
+    }
+
+    /// Whether any live container has a pid namespace of its own: only then does a
+    /// fork need its pid namespace read (the host's fork cost stays as it was otherwise).
+    @inline(__always)
+    public var hasOwnPIDNamespaces: Bool { !pidNamespaceOwners.isEmpty }
+
+    /// The container whose own pid namespace this is.
+    public func container(ownPIDNamespace inode: UInt64) -> ContainerID? {
+        pidNamespaceOwners[inode].map { objects[$0].id }
+    }
+
+    /// `process` runs in pid namespace `inode` (read when its FORK was seen). When that
+    /// is a container's own pid namespace and the process is not in that container
+    /// (nor nested in it), it entered it (setns, as `runc exec` and `nsenter -p` do):
+    /// it joins the container, and an `op=join` CONTAINER_OP names it (`joiner`: its
+    /// uid, auid, ses, comm, exe). Returns the new chain, or nil when nothing changed.
+    @discardableResult
+    public func joinIfEntered(_ process: ProcessKey, pidNamespace inode: UInt64, joiner: Writer) -> ContainerChain? {
+        guard let target = pidNamespaceOwners[inode], let entry = processes.entry(process) else { return nil }
+        let old = entry.container >= 0 ? entry.container : nil
+        if let old, objects[old].chain.ids.contains(objects[target].id) { return nil }
+        var text = RecordText()
+        text.field("op", raw: "join")
+        text.field("opid", process.pid)
+        text.field("contid", id: objects[target].id)
+        text.field("old-contid", raw: old.map { objects[$0].chainBytes } ?? Array("-1".utf8))
+        outbox.append(text.attempt(by: joiner, failing: nil, as: .containerOp))
+        objects[target].members += 1
+        processes[process.pid]!.container = target
+        let set = namespaces[entry.namespaces]
+        network.join(set.net, object: target)
+        if let old {
+            network.leave(set.net, object: old)
+            releaseMember(old, opid: process.pid)
+        }
+        return objects[target].chain
     }
 
     // MARK: Registrations read from a trail (offline replay)

@@ -46,6 +46,8 @@ struct RegistrySnapshot: Codable {
         /// `k=v,k=v`.
         var labels: String?
         var firstPID: Int32?
+        /// Its own pid namespace (pid 1 is its first process), where entering joins it.
+        var pidNamespace: UInt64?
     }
 
     struct Process: Codable {
@@ -81,7 +83,8 @@ extension ContainerRegistry {
             return RegistrySnapshot.Container(
                 slot: i, id: o.id, owner: o.owner, parent: o.parent, creation: o.creation,
                 orchestratorUID: o.orchestrator?.uid, orchestratorExe: o.orchestrator.map { AuditText.hex($0.exe) },
-                labels: o.labels.isEmpty ? nil : o.labels.encoded, firstPID: o.firstPID == 0 ? nil : o.firstPID)
+                labels: o.labels.isEmpty ? nil : o.labels.encoded, firstPID: o.firstPID == 0 ? nil : o.firstPID,
+                pidNamespace: o.pidNamespace == 0 ? nil : o.pidNamespace)
         }
         let procs = processes.entries.sorted { $0.key < $1.key }.map { pid, e in
             let set = namespaces[e.namespaces]
@@ -161,6 +164,10 @@ extension ContainerRegistry {
                     parent: c.parent, members: 0, nested: 0, creation: c.creation,
                     chain: chain, chainBytes: chain.bytes, isLive: true),
                 at: c.slot)
+            if let ns = c.pidNamespace, ns != 0 {
+                objects[c.slot].pidNamespace = ns
+                pidNamespaceOwners[ns] = c.slot
+            }
         }
         objects.nextCreation = max(objects.nextCreation, s.nextCreation)
 

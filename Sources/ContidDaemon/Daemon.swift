@@ -77,6 +77,8 @@ public final class Daemon {
         ledger = OwnRecordLedger(clock: clock, submitter: control, submitThroughKernel: true) { [unowned self] record in
             self.events.write(record)
         }
+        // Every new log file starts with the labels of the containers alive then (SPEC §6).
+        log.newFileRecords = { [unowned self] in registry.containerInfoRecords().map { ledger.stamped($0) } }
         source = try AuditStreamSource(kind: kind)
         events = LiveEventPath(registry: registry, tracker: tracker, ledger: ledger, log: log, clock: clock,
                                graceMilliseconds: configuration.graceMilliseconds, ownPID: ownPID)
@@ -283,6 +285,7 @@ public final class Daemon {
             + " connections_refused=\(s.refused) connections_closed_idle=\(s.closedIdle)"
             + " connections_closed_full=\(s.closedFull) refusals_suppressed=\(registrar.refusalsSuppressed)"
             + " malformed_requests=\(registrar.malformedRequests) log_records_dropped=\(log.recordsDropped)"
+            + " joins=\(tracker.joins) pid_namespaces_unread=\(tracker.pidNamespacesUnread)"
     }
 
     private func reportLosses(always: Bool) {

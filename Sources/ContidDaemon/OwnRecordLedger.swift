@@ -65,10 +65,15 @@ final class OwnRecordLedger {
     }
 
     private func write(_ r: ContainerRecord) {
+        writeDirect(stamped(r))
+    }
+
+    /// A record to write directly: contidd's clock and the next of its own serials.
+    func stamped(_ r: ContainerRecord) -> AuditRecord {
         let wall = clock.wallMilliseconds
         ownSerial &+= 1
-        writeDirect(AuditRecord.make(type: r.type, time: AuditTime(seconds: wall / 1000, milliseconds: UInt16(wall % 1000)),
-                                     serial: ownSerial, body: r.body))
+        return AuditRecord.make(type: r.type, time: AuditTime(seconds: wall / 1000, milliseconds: UInt16(wall % 1000)),
+                                serial: ownSerial, body: r.body)
     }
 
     /// An own record came back through the kernel: it is no longer in flight. False

@@ -128,7 +128,11 @@ final class ProcessTracker {
             leaderGone[childPID] = nil
             // The start time names the process for good (pid reuse); a child already gone gets 0.
             let start = processes.startTime(pid: childPID) ?? 0
-            registry.apply(.created(parent: parentTGID, child: ProcessKey(pid: childPID, start: start)))
+            let child = ProcessKey(pid: childPID, start: start)
+            registry.apply(.created(parent: parentTGID, child: child))
+            // Joining by namespaces (SPEC §4): read only while some container has a pid
+            // namespace of its own, so the host's forks cost nothing more otherwise.
+            if registry.hasOwnPIDNamespaces { joinIfEntered(child, parent: parentTGID) }
         case let .exit(pid, tgid, _, _, _, _):
             if pid != tgid {
                 registry.apply(.threadExited(process: tgid))
@@ -149,6 +153,43 @@ final class ProcessTracker {
         default:
             break
         }
+    }
+
+    /// Forks whose pid namespace could not be read (the child and its parent both gone
+    /// before the FORK was read): a join they made, if any, is missed.
+    private(set) var pidNamespacesUnread = 0
+    private(set) var joins = 0
+
+    /// A child born into a container's own pid namespace (its parent entered it with
+    /// setns) joins that container. The child's namespace is read, or, when it is gone
+    /// already, its parent's pid_for_children (which the child was created in).
+    private func joinIfEntered(_ child: ProcessKey, parent: Int32) {
+        let ns: UInt64
+        var identity = child.pid
+        if let own = try? processes.pidNamespace(pid: child.pid, forChildren: false) {
+            ns = own
+        } else if let inherited = try? processes.pidNamespace(pid: parent, forChildren: true) {
+            (ns, identity) = (inherited, parent)  // a fork's credentials are its parent's
+        } else {
+            pidNamespacesUnread += 1
+            return
+        }
+        guard registry.container(ownPIDNamespace: ns) != nil else { return }
+        let joiner = self.identity(of: identity, as: child)
+        if registry.joinIfEntered(child, pidNamespace: ns, joiner: joiner) != nil {
+            joins += 1
+            changed = true
+        }
+    }
+
+    /// The subject fields of an op=join record (`pid=` the joining process), read from
+    /// `pid`: the process itself, or its parent when it is gone already.
+    private func identity(of pid: Int32, as process: ProcessKey) -> Writer {
+        let status = try? processes.status(pid: pid)
+        return Writer(process: process, hasAuditControl: false, uid: status?.realUID ?? UInt32.max,
+                      auid: (try? processes.loginUID(pid: pid)) ?? UInt32.max,
+                      ses: (try? processes.sessionID(pid: pid)) ?? UInt32.max,
+                      comm: status?.name ?? "?", exe: (try? processes.executable(pid: pid)) ?? "?")
     }
 
     /// Applies the held exit of `pid` now (its pid is being reused, or it is due).

@@ -236,12 +236,18 @@ final class Registrar {
         case .refused(let refusal): return refusal
         case .found(let w, let t, let p): (writer, target, pin) = (w, t, p)
         }
+        let existed = id.map { registry.container($0) != nil } ?? true
         do {
             let chain = try registry.register(writer: writer, target: target, id: id, new: new, labels: labels,
                                               topology: LiveTopology(proc: proc))
             var records = registry.takeRecords()
             if let pin, let id, let ns = try? pin.verified({ try ProcessNamespaces.read(pid: $0) }) {
-                records.append(Self.namespaceInfo(pid: pid, id: id, namespaces: ns))
+                records.append(Self.namespaceInfo(pid: target.pid, id: id, namespaces: ns))
+                // Pid 1 of its own pid namespace: whoever enters that namespace joins it.
+                if !existed, let pidNS = ns[.pid], pidNS != NamespaceKind.pid.initialInode,
+                   (try? pin.verified({ try proc.status(pid: $0) }))?.isPIDNamespaceInit == true {
+                    registry.setOwnPIDNamespace(pidNS, of: id)
+                }
             }
             return Outcome(replies: [.ok(chain.description)], changed: true, records: records)
         } catch {

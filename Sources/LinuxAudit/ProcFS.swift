@@ -110,15 +110,21 @@ public struct ProcessStatus: Sendable, Equatable {
     public var uids: [UInt32]
     /// Effective capabilities (bit n = capability n; CAP_AUDIT_CONTROL is 30).
     public var capEff: UInt64
+    /// NSpid: the pid in each pid namespace it is in, the reader's first, its own last.
+    public var nsPIDs: [pid_t]
 
-    public init(name: String, tgid: pid_t, ppid: pid_t, threads: Int, uids: [UInt32], capEff: UInt64) {
+    public init(name: String, tgid: pid_t, ppid: pid_t, threads: Int, uids: [UInt32], capEff: UInt64, nsPIDs: [pid_t] = []) {
         self.name = name
         self.tgid = tgid
         self.ppid = ppid
         self.threads = threads
         self.uids = uids
         self.capEff = capEff
+        self.nsPIDs = nsPIDs
     }
+
+    /// Pid 1 of a pid namespace below the reader's (a container's init).
+    public var isPIDNamespaceInit: Bool { nsPIDs.count > 1 && nsPIDs.last == 1 }
 
     public var realUID: UInt32 { uids[0] }
     public var effectiveUID: UInt32 { uids[1] }
@@ -146,8 +152,9 @@ public struct ProcessStatus: Sendable, Equatable {
         let uidText = try field("Uid")
         let uids = uidText.split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { UInt32($0) }
         guard uids.count == 4 else { throw LinuxAuditError.malformed(what: path, reason: "Uid: \"\(uidText)\"") }
+        let nsPIDs = (values["NSpid"] ?? "").split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { pid_t($0) }
         self.init(name: try field("Name"), tgid: try number("Tgid"), ppid: try number("PPid"),
-                  threads: try number("Threads"), uids: uids, capEff: try number("CapEff", radix: 16))
+                  threads: try number("Threads"), uids: uids, capEff: try number("CapEff", radix: 16), nsPIDs: nsPIDs)
     }
 }
 
@@ -183,6 +190,10 @@ public protocol ProcessSource: Sendable {
     func userNamespace(pid: pid_t) throws -> UInt64
     /// Every process, in no particular order; processes that exit during the scan are left out.
     func processes() throws -> [ProcessEntry]
+    /// The inode of the process's pid namespace (/proc/PID/ns/pid), or with
+    /// `forChildren` the one its next children are created in (pid_for_children,
+    /// which setns(CLONE_NEWPID) changes). One stat(2): it may run for each fork.
+    func pidNamespace(pid: pid_t, forChildren: Bool) throws -> UInt64
     /// The thread ids of a thread group (/proc/PID/task).
     func threads(pid: pid_t) throws -> [pid_t]
     /// Field 22 of /proc/PID/stat, nil when the process is gone. This runs for every
@@ -249,6 +260,11 @@ public struct ProcFS: ProcessSource {
 
     public func threads(pid: pid_t) throws -> [pid_t] {
         try vanishedAsESRCH { try Syscall.directoryEntries("\(root)/\(pid)/task") }.compactMap { pid_t($0) }
+    }
+
+    public func pidNamespace(pid: pid_t, forChildren: Bool) throws -> UInt64 {
+        let path = "\(root)/\(pid)/ns/\(forChildren ? "pid_for_children" : "pid")"
+        return try vanishedAsESRCH { UInt64(try Syscall.fileStatus(path).st_ino) }
     }
 
     public func startTime(pid: pid_t) -> UInt64? {

@@ -207,6 +207,31 @@ import Testing
         #expect(unset.user(4_294_967_295) == "unset")
     }
 
+    @Test func everyFileAfterARotationStartsWithTheLiveContainersInfo() throws {
+        let dir = temporaryDirectory()
+        defer { _ = system("rm -rf \(dir)") }
+        let writer = try HostLogWriter(directory: dir, format: .raw, maxFileBytes: 1000, numLogs: 3, flush: .none)
+        let info = "type=CONTAINER_INFO msg=audit(1700000001.000:1): opid=700 contid=5 name=\"web\" labels=\"team=pay\""
+        var asked = 0
+        writer.newFileRecords = {
+            asked += 1
+            return [try! AuditRecord(parsing: info)]
+        }
+        for i in 0..<20 {
+            let syscall = "type=SYSCALL msg=audit(1700000000.000:\(i)): arch=c000003e syscall=2 success=yes exit=3 pid=\(i) key=\"k\""
+            try writer.write(try AuditRecord(parsing: syscall))
+            try writer.flush()
+        }
+        writer.close()
+        #expect(writer.rotations == 2)
+        #expect(asked == 2)
+        // The first file is as written; each file begun by a rotation opens with the info record.
+        #expect(read(dir + "/audit.log.2").hasPrefix("type=SYSCALL "))
+        for name in ["/audit.log.1", "/audit.log"] {
+            #expect(read(dir + name).split(separator: "\n").first.map(String.init) == info, "\(name)")
+        }
+    }
+
     @Test func rotationKeepsNumLogsFilesAndWholeEvents() throws {
         let dir = temporaryDirectory()
         defer { _ = system("rm -rf \(dir)") }

@@ -15,6 +15,10 @@ public final class MockProcessSource: ProcessSource, @unchecked Sendable {
         public var capEff: UInt64 = 0
         public var exe: String = "/usr/bin/test"
         public var userNamespace: UInt64 = 0xEFFF_FFFD
+        public var pidNamespace: UInt64 = 0xEFFF_FFFC
+        /// pid_for_children, when a setns(CLONE_NEWPID) changed it.
+        public var pidForChildren: UInt64?
+        public var auid: UInt32 = 4_294_967_295
         public init(pid: pid_t, ppid: pid_t, startTime: UInt64) {
             self.pid = pid
             self.ppid = ppid
@@ -45,7 +49,7 @@ public final class MockProcessSource: ProcessSource, @unchecked Sendable {
                              uids: [p.uid, p.uid, p.uid, p.uid], capEff: p.capEff)
     }
 
-    public func loginUID(pid: pid_t) throws -> UInt32 { _ = try find(pid); return 4_294_967_295 }
+    public func loginUID(pid: pid_t) throws -> UInt32 { try find(pid).auid }
     public func sessionID(pid: pid_t) throws -> UInt32 { _ = try find(pid); return 4_294_967_295 }
     public func executable(pid: pid_t) throws -> String { try find(pid).exe }
     public func children(pid: pid_t) throws -> [pid_t] {
@@ -59,6 +63,10 @@ public final class MockProcessSource: ProcessSource, @unchecked Sendable {
         }
     }
     public func threads(pid: pid_t) throws -> [pid_t] { try find(pid).threads }
+    public func pidNamespace(pid: pid_t, forChildren: Bool) throws -> UInt64 {
+        let p = try find(pid)
+        return forChildren ? (p.pidForChildren ?? p.pidNamespace) : p.pidNamespace
+    }
 }
 
 /// Process events queued by hand behind the `ProcessEventSource` the tracker reads
