@@ -111,3 +111,20 @@ public struct OCIStateError: Error, Hashable, Sendable, CustomStringConvertible 
     public init(_ reason: String) { self.reason = reason }
     public var description: String { reason }
 }
+
+/// Linux capabilities by the names an OCI config gives them (`CAP_SYS_ADMIN`), in bit order.
+public enum OCICapabilities {
+    public static let all = [
+        "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+        "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+        "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+        "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+        "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+        "CHECKPOINT_RESTORE",
+    ].map { "CAP_" + $0 }
+
+    /// The names of the capabilities set in `mask` (a CapEff/CapBnd word of /proc/PID/status).
+    public static func names(in mask: UInt64) -> [String] {
+        all.enumerated().filter { mask & (1 << UInt64($0.offset)) != 0 }.map(\.element)
+    }
+}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AuditPipeline
 import LinuxAudit
 
 #if canImport(Glibc)
@@ -99,22 +100,10 @@ struct HookConfigCommand: ParsableCommand {
         }
     }
 
-    /// A JSON string literal (RFC 8259 escapes).
+    /// A JSON string literal.
     static func json(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            case _ where u.value < 0x20:
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
+        var out = ""
+        EventJSON.appendString(s, to: &out)
+        return out
     }
 }

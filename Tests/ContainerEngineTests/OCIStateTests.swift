@@ -67,3 +67,13 @@ import Testing
         }
     }
 }
+
+@Suite struct OCICapabilitiesTests {
+    @Test func namesFollowTheKernelsBitOrder() {
+        #expect(OCICapabilities.all.count == 41)
+        #expect(OCICapabilities.names(in: 1 << 21 | 1 << 30 | 1) == ["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_AUDIT_CONTROL"])
+        // This VM's bounding set: all but CAP_SYS_RESOURCE (24).
+        #expect(!OCICapabilities.names(in: 0x1_fffe_ffffff).contains("CAP_SYS_RESOURCE"))
+        #expect(OCICapabilities.names(in: 0x1_fffe_ffffff).count == 40)
+    }
+}

@@ -1,4 +1,5 @@
 import AuditCodec
+import ContainerEngine
 import Foundation
 import Glibc
 import LinuxAudit
@@ -148,16 +149,10 @@ extension LoggedEvent {
 /// The capability names of this process's bounding set, as an OCI config names them
 /// (a container may hold no capability its runtime lacks: runc fails with EPERM).
 func boundingCapabilities() -> [String] {
-    let names = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-                 "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
-                 "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-                 "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-                 "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
-                 "CHECKPOINT_RESTORE"]
     let status = String(decoding: (try? readAll("/proc/self/status")) ?? [], as: UTF8.self)
     let line = status.split(separator: "\n").first { $0.hasPrefix("CapBnd:") } ?? ""
     let mask = UInt64(line.split(separator: "\t").last ?? "", radix: 16) ?? 0
-    return names.enumerated().filter { mask & (1 << UInt64($0.offset)) != 0 }.map { "CAP_" + $0.element }
+    return OCICapabilities.names(in: mask)
 }
 
 /// A system container that runs the host's own runc: the host's /usr, /opt (Swift's
