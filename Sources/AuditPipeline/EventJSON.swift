@@ -1,7 +1,13 @@
 // The JSON-lines form of an event (SPEC §11):
-// {"node":...,"serial":N,"time":"...","contid":"4,^2,^1"|null,"records":[{"type":..,"fields":{..},"raw":".."}]}
+// {"node":...,"serial":N,"time":"...","contid":"4,^2,^1"|null,"labels":{"name":"web",...},"records":[{"type":..,"fields":{..},"raw":".."}]}
+// `labels` (the innermost container's, SPEC §9) is written when the caller knows them:
+// contidd's JSON log always has it ({} for an event without an ID).
 
+#if canImport(Glibc)
+import Glibc
+#endif
 import AuditCodec
+import ContainerEngine
 
 public enum EventJSON {
     /// Fields the kernel writes as untrusted strings (quoted, or hex when unsafe).
@@ -10,11 +16,21 @@ public enum EventJSON {
         "old-chardev", "new-chardev", "data", "root_dir", "cgroup", "grp", "new_group", "watch",
     ]
 
-    public static func encode(_ event: AuditEvent, contid: String?) -> String {
+    public static func encode(_ event: AuditEvent, contid: String?, labels: ContainerLabels? = nil) -> String {
         var out = "{\"node\":"
         if let node = event.node { appendString(node, to: &out) } else { out += "null" }
         out += ",\"serial\":\(event.serial),\"time\":\"\(event.time)\",\"contid\":"
         if let contid { appendString(contid, to: &out) } else { out += "null" }
+        if let labels {
+            out += ",\"labels\":{"
+            for (i, l) in labels.enumerated() {
+                if i > 0 { out += "," }
+                appendString(l.key, to: &out)
+                out += ":"
+                appendString(l.value, to: &out)
+            }
+            out += "}"
+        }
         if event.isLate { out += ",\"late\":true" }
         out += ",\"records\":["
         for (k, r) in event.records.enumerated() {
@@ -97,5 +113,54 @@ public enum EventJSON {
             }
         }
         out += "\""
+    }
+}
+
+/// contidd's JSON-lines log (`json_log`): one object per event written to the host
+/// log, with its chain and its innermost container's labels, for shippers.
+public final class JSONLogSink: EventSink {
+    public let path: String
+    private let labels: (ContainerID) -> ContainerLabels
+    private var fd: Int32
+    private var buffer: [UInt8] = []
+
+    /// `labels`: a live container's labels (the registry's).
+    public init(path: String, labels: @escaping (ContainerID) -> ContainerLabels) throws {
+        self.path = path
+        self.labels = labels
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw HostLogError(path: path, operation: "open", errno: errno) }
+    }
+
+    deinit { close() }
+
+    public func accept(_ event: AuditEventView, annotation: EventAnnotation) throws {
+        let chain = annotation.chain
+        let innermost = chain.flatMap { try? ContainerID(parsing: String($0.prefix { $0 != "," })) }
+        let line = EventJSON.encode(annotation.makeEvent(event), contid: chain,
+                                    labels: innermost.map(labels) ?? ContainerLabels())
+        buffer += line.utf8
+        buffer.append(0x0A)
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    public func flush() throws {
+        var off = 0
+        defer { buffer.removeFirst(off) }
+        while off < buffer.count {
+            let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw HostLogError(path: path, operation: "write", errno: errno)
+            }
+            off += n
+        }
+    }
+
+    public func close() {
+        guard fd >= 0 else { return }
+        try? flush()
+        Glibc.close(fd)
+        fd = -1
     }
 }

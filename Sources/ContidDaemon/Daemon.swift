@@ -80,8 +80,13 @@ public final class Daemon {
         // Every new log file starts with the labels of the containers alive then (SPEC §6).
         log.newFileRecords = { [unowned self] in registry.containerInfoRecords().map { ledger.stamped($0) } }
         source = try AuditStreamSource(kind: kind)
+        var extraSinks: [EventSink] = []
+        if let path = configuration.jsonLog {
+            let labelled = registry!
+            extraSinks.append(try JSONLogSink(path: path, labels: { id in labelled.labels(of: id) }))
+        }
         events = LiveEventPath(registry: registry, tracker: tracker, ledger: ledger, log: log, clock: clock,
-                               graceMilliseconds: configuration.graceMilliseconds, ownPID: ownPID)
+                               graceMilliseconds: configuration.graceMilliseconds, ownPID: ownPID, extraSinks: extraSinks)
 
         let session = try KernelAuditSession(control: control, stateDirectory: configuration.stateDirectory)
         self.session = session
@@ -320,6 +325,7 @@ public final class Daemon {
         state.save(registry)
         reportLosses(always: true)
         Log.info(statusLine())
+        events.flush()
         log.close()
         source.close()
         control.close()

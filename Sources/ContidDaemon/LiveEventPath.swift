@@ -28,15 +28,16 @@ final class LiveEventPath {
     private(set) var streamMs: UInt64 = 0
     private var writeErrors = 0
 
+    /// `extraSinks` get every event the host log gets (the JSON log).
     init(registry: ContainerRegistry, tracker: ProcessTracker, ledger: OwnRecordLedger, log: HostLogWriter,
-         clock: TimeSource, graceMilliseconds: Int, ownPID: Int32) {
+         clock: TimeSource, graceMilliseconds: Int, ownPID: Int32, extraSinks: [EventSink] = []) {
         self.tracker = tracker
         self.log = log
         self.clock = clock
         self.graceMilliseconds = UInt64(graceMilliseconds)
         attribution = LiveAttribution(registry: registry, tracker: tracker, ledger: ledger, ownPID: ownPID)
         ruleStep = ContainerRuleStep(rules: ContainerRuleFilter()) { registry.chain(of: $0) }
-        pipeline = EventPipeline(timeoutMilliseconds: 2000, attribution: attribution, filter: ruleStep, sinks: [log])
+        pipeline = EventPipeline(timeoutMilliseconds: 2000, attribution: attribution, filter: ruleStep, sinks: [log] + extraSinks)
         pipeline.onSinkError = { [unowned self] in countWriteError($0) }
     }
 

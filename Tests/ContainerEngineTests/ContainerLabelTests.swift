@@ -118,3 +118,66 @@ import Testing
         }
     }
 }
+
+/// Joining by namespaces in the engine (SPEC §4): the own pid namespace of a container
+/// whose first process is its pid 1, and what a restart keeps of it.
+@Suite struct PIDNamespaceJoinTests {
+    static let ns: UInt64 = 4_026_532_600
+    static let joiner = Writer(process: ProcessKey(pid: 0, start: 0), hasAuditControl: false, uid: 0, auid: 1000, ses: 3,
+                               comm: "sh", exe: "/bin/sh")
+
+    static func joiner(_ key: ProcessKey) -> Writer {
+        var w = joiner
+        w.process = key
+        return w
+    }
+
+    @Test func aProcessOfAnotherContainerEnteringLeavesItForTheOneItEntered() {
+        let host = TestHost()
+        host.fork(1, 600)
+        host.fork(600, 700)
+        host.fork(1, 800)
+        host.set(700, 5, by: host.writer(600))
+        host.set(800, 9, by: host.writer(1))
+        #expect(host.registry.setOwnPIDNamespace(Self.ns, of: 5))
+        host.fork(800, 801)
+        _ = host.bodies()
+        #expect(host.registry.joinIfEntered(host.key(801), pidNamespace: Self.ns, joiner: Self.joiner(host.key(801)))?.description == "5")
+        #expect(host.bodies() == [
+            "type=CONTAINER_OP op=join opid=801 contid=5 old-contid=9 pid=801 uid=0 auid=1000 ses=3 comm=\"sh\" exe=\"/bin/sh\" res=1"
+        ])
+        #expect(host.registry.container(9)?.members == 1)
+        // Another namespace, or one no container has: nothing.
+        #expect(host.registry.joinIfEntered(host.key(801), pidNamespace: Self.ns + 1, joiner: Self.joiner(host.key(801))) == nil)
+        // A nested container of 5 is in 5 already.
+        host.fork(700, 702)
+        host.fork(702, 703)
+        host.set(703, 6, by: host.writer(702))
+        _ = host.bodies()
+        #expect(host.registry.joinIfEntered(host.key(703), pidNamespace: Self.ns, joiner: Self.joiner(host.key(703))) == nil)
+        #expect(host.bodies().isEmpty)
+    }
+
+    @Test func aNamespaceIsOneContainersOnly() {
+        let host = TestHost()
+        host.fork(1, 700)
+        host.fork(1, 701)
+        host.set(700, 5, by: host.writer(1))
+        host.set(701, 6, by: host.writer(1))
+        #expect(host.registry.setOwnPIDNamespace(Self.ns, of: 5))
+        #expect(!host.registry.setOwnPIDNamespace(Self.ns, of: 6))
+        #expect(host.registry.container(ownPIDNamespace: Self.ns) == 5)
+    }
+
+    @Test func aRestartKeepsTheNamespaceWhileItsPid1Lives() throws {
+        let host = TestHost()
+        host.fork(1, 700)
+        host.set(700, 5, by: host.writer(1))
+        host.registry.setOwnPIDNamespace(Self.ns, of: 5)
+        let bytes = host.registry.snapshot()
+        let restored = try ContainerRegistry.restore(from: bytes) { _ in true }
+        #expect(restored.container(ownPIDNamespace: Self.ns) == 5)
+        let gone = try ContainerRegistry.restore(from: bytes) { $0.pid != 700 }
+        #expect(!gone.hasOwnPIDNamespaces)
+    }
+}

@@ -28,6 +28,8 @@ public final class MockProcessSource: ProcessSource, @unchecked Sendable {
     }
 
     public var table: [pid_t: Process] = [:]
+    /// How many times a pid namespace was read (the per-fork cost of joining).
+    public private(set) var pidNamespaceReads = 0
     public init() {}
 
     public func add(_ p: Process) { table[p.pid] = p }
@@ -64,6 +66,7 @@ public final class MockProcessSource: ProcessSource, @unchecked Sendable {
     }
     public func threads(pid: pid_t) throws -> [pid_t] { try find(pid).threads }
     public func pidNamespace(pid: pid_t, forChildren: Bool) throws -> UInt64 {
+        pidNamespaceReads += 1
         let p = try find(pid)
         return forChildren ? (p.pidForChildren ?? p.pidNamespace) : p.pidNamespace
     }
