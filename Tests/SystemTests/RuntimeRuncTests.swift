@@ -138,6 +138,27 @@ struct RuntimeRuncTests {
         }
     }
 
+    /// Containers started one right after another get the same pid namespace inode
+    /// (the kernel reuses it as soon as the last one's is freed): each is a new container
+    /// with its own ID, none joins the one before.
+    @Test func containersRunOneAfterAnotherEachGetTheirOwnID() throws {
+        try withDaemon(rules: { _ in "" }) { daemon, _ in
+            let runc = Runc(under: daemon.root)
+            defer { runc.cleanUp() }
+            let bundle = try OCIBundle(at: daemon.root + "/bundleS", args: ["true"], hooks: try hookConfig(daemon, runtime: "runc"))
+            var expected: [String] = []
+            for k in 0..<4 {
+                let rid = "contid-seq-\(k)-\(randomHex(6))"
+                expected.append(ContainerID(runtimeContainerID: rid).description)
+                try runc.start(rid, bundle: bundle)
+                #expect(try runc.wait(rid) == 0, "\(runc.outputText(rid))")
+            }
+            #expect(try daemon.waitForLog { _ in ((try? Self.registrations(daemon)) ?? []).count == 4 })
+            #expect(try Self.registrations(daemon).compactMap { $0["contid"] } == expected)
+            #expect(try daemon.events().flatMap(\.records).filter { $0.type == .containerOp && $0["op"] == "join" }.isEmpty)
+        }
+    }
+
     /// The same runc registers two containers with one annotation ID: the second is
     /// ENOTUNIQ, its hook fails and runc does not start it. Under an --optional
     /// installation the same request warns and the container runs without an ID.
@@ -188,6 +209,9 @@ struct RuntimeRuncTests {
                 printf 'not json' | $CONTID oci-hook --stage poststop; echo "rc4=$?"
                 printf 'not json' | $CONTID oci-hook; echo "rc5=$?"
                 printf '{"ociVersion":"1.0.2","id":"dup3","status":"creating","pid":%d,"bundle":"/b"}' $b | $CONTID oci-hook --run-dir $D/nowhere; echo "rc6=$?"
+                printf 'not json' | $CONTID oci-hook --stage=poststop; echo "rc7=$?"
+                printf '{"ociVersion":"1.0.2","id":"dup4","status":"creating","pid":%d,"bundle":"/b"}' $b | $CONTID oci-hook --run-dir=$D/nowhere --optional; echo "rc8=$?"
+                $CONTID oci-hook --help | grep -c 'OCI runtime hook'
                 kill $a $b
                 """)
             let v = DaemonTests.values(out)
@@ -200,6 +224,10 @@ struct RuntimeRuncTests {
             #expect(out.contains("contid oci-hook: the OCI state is not valid JSON"), "\(out)")
             #expect(v["rc6"] == "2")
             #expect(out.contains("ENOENT: contidd is not running (nothing listens on \(daemon.root)/nowhere/contid.sock): container dup3 (process "), "\(out)")
+            // The same through the argument parser (hook-config's arguments skip it).
+            #expect(v["rc7"] == "0" && v["rc8"] == "0", "\(out)")
+            #expect(out.contains("contid oci-hook: warning: container starts without a container ID: ENOENT: contidd is not running (nothing listens on \(daemon.root)/nowhere/contid.sock): container dup4 (process "), "\(out)")
+            #expect(out.contains("\n1\n"), "\(out)")
         }
     }
 }
