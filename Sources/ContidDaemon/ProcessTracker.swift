@@ -259,8 +259,10 @@ final class ProcessTracker {
             }
             for c in chain.reversed() {
                 if let known = registry.process(c.pid), known.process.start == c.startTime { continue }
-                registry.apply(.discovered(ProcessKey(pid: c.pid, start: c.startTime), parent: c.ppid,
-                                           threads: Int32(clamping: c.threads)))
+                let key = ProcessKey(pid: c.pid, start: c.startTime)
+                registry.apply(.discovered(key, parent: c.ppid, threads: Int32(clamping: c.threads)))
+                // Born into a container's pid namespace while its FORK was missed (start, overflow).
+                if registry.hasOwnPIDNamespaces { joinIfEntered(key, parent: c.ppid) }
             }
         }
         for e in entries.sorted(by: { $0.pid < $1.pid }) { add(e) }
@@ -281,7 +283,9 @@ final class ProcessTracker {
         if registry.process(ppid) == nil, ppid > 1, let s = try? processes.stat(pid: ppid) {
             registry.apply(.discovered(ProcessKey(pid: ppid, start: s.startTime), parent: s.ppid))
         }
-        registry.apply(.discovered(ProcessKey(pid: pid, start: processes.startTime(pid: pid) ?? 0), parent: ppid))
+        let key = ProcessKey(pid: pid, start: processes.startTime(pid: pid) ?? 0)
+        registry.apply(.discovered(key, parent: ppid))
+        if registry.hasOwnPIDNamespaces { joinIfEntered(key, parent: ppid) }
     }
 
     /// Makes sure a live process (as the kernel says now) is in the registry,

@@ -44,8 +44,9 @@ struct SetCommand: ParsableCommand {
             that the writer has CAP_AUDIT_CONTROL in the initial user namespace or capcontid (EPERM), \
             that PID has no children (EBUSY; its threads are no refusal: they all join the ID), that \
             PID is a descendant of the writer and not the writer itself (EXDEV), that PID has no ID \
-            yet unless this is nesting (EEXIST), and that a live ID belongs to this writer \
-            (ENOTUNIQ). Run it from the shell that started PID: in out=$(contid set ...) the writer \
+            yet unless the writer is a member of PID's container (nesting; EEXIST), and that a \
+            live ID belongs to this writer's orchestrator, the same uid, executable and own \
+            container as the writer that created it, alive or not (ENOTUNIQ). Run it from the shell that started PID: in out=$(contid set ...) the writer \
             is the $(...) subshell, of which PID is not a descendant (EXDEV). Every attempt is \
             recorded as a CONTAINER_OP record (refusals beyond 10 a second per user are counted \
             in one set-suppressed record instead). With --new a live ID is refused (ENOTUNIQ) \

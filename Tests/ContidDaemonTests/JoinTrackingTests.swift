@@ -105,4 +105,15 @@ import Testing
         tracker.drain()
         #expect(registry.chain(of: 306) == .unset)
     }
+
+    @Test func aProcessFoundByARescanInTheContainersNamespaceJoinsIt() throws {
+        try registerContainer(ownNamespace: true)
+        // Its FORK was lost (a connector overflow): the /proc scan finds it.
+        var p = MockProcessSource.Process(pid: 307, ppid: 300, startTime: 37)
+        p.pidNamespace = Self.containerNS
+        processes.add(p)
+        tracker.scan()
+        #expect(registry.chain(of: 307).description == "7")
+        #expect(registry.takeRecords().map(\.description).first?.hasPrefix("type=CONTAINER_OP op=join opid=307 contid=7 ") == true)
+    }
 }

@@ -62,3 +62,44 @@ extension DaemonTests {
         }
     }
 }
+
+extension DaemonTests {
+    /// `json_log`: the events of the host log as JSON lines, each with its chain and its
+    /// innermost container's labels.
+    @Test func theJSONLogCarriesEachEventsLabels() throws {
+        try withKernelAuditState { control in
+            let rulesBefore = try control.listRules()
+            let statusBefore = try control.status()
+            // The harness passes --config /dev/null first; a later --config wins.
+            let config = "/tmp/contid-jsonlog-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).conf"
+            defer { unlink(config) }
+            let daemon = try DaemonHarness(rules: "", extraArguments: ["--config", config])
+            let json = daemon.root + "/log-events.json"
+            try write("json_log = \(json)\n", to: config)
+            try write("-w \(daemon.root)/w -p wa -k \(Self.ownershipKey)\n", to: daemon.rulesDir + "/10-test.rules")
+            try daemon.start()
+            defer { _ = try? daemon.stop() }
+            try makeFifo(daemon.root + "/go")
+            let out = try daemon.shell("""
+                busybox sh -c 'read x < $D/go; echo x >> $D/w/file' & t=$!
+                $CONTID set $t 7601 --label name=web --label team=pay; echo "rc=$?"
+                echo go > $D/go; wait
+                echo h >> $D/w/file
+                """)
+            #expect(Self.values(out)["rc"] == "0", "\(out)")
+            // The watched writes (the rule's CONFIG_CHANGE carries the key too).
+            let lines = { completeLines(json).filter { $0.contains("\"records\":[{\"type\":\"SYSCALL\"") && $0.contains("\"key\":\"\(Self.ownershipKey)\"") } }
+            #expect(waitUntil { lines().count >= 2 }, "\(completeLines(json))")
+            let got = lines()
+            #expect(got.count == 2, "\(got)")
+            #expect(got.contains { $0.contains(",\"contid\":\"7601\",\"labels\":{\"name\":\"web\",\"team\":\"pay\"},\"records\":[") }, "\(got)")
+            #expect(got.contains { $0.contains(",\"contid\":null,\"labels\":{},\"records\":[") }, "\(got)")
+            #expect(try daemon.stop() == 0)
+            #expect(try control.listRules() == rulesBefore)
+            let statusAfter = try control.status()
+            #expect(statusAfter.enabled == statusBefore.enabled)
+            #expect(statusAfter.pid == statusBefore.pid)
+            #expect(statusAfter.backlogLimit == statusBefore.backlogLimit)
+        }
+    }
+}
