@@ -146,6 +146,7 @@ final class ProcessTracker {
                 return
             }
             guard let state = registry.process(pid) else { return }
+            registry.processExited(pid)
             exits += 1
             if pendingByPID[pid] != nil { applyExit(pid: pid) }
             pendingByPID[pid] = state.process.start
