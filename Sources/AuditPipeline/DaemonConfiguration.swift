@@ -33,7 +33,7 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public var snapshotInterval = 5
     /// After a read that found records, wait this long before the next one so that records
     /// arrive in batches: far fewer wakeups and syscalls at the cost of a few ms of latency.
-    public var batchMilliseconds = 2
+    public var batchMilliseconds = 4
     /// Seconds between loss reports on stderr when something was lost.
     public var reportInterval = 60
     /// Mode of the registration socket; 0666 lets unprivileged callers be refused (and recorded) by the checks.

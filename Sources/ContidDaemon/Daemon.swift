@@ -152,13 +152,13 @@ public final class Daemon {
             handleSignals()
             return false
         }
-        loop.add(descriptor: { [unowned self] in source.pollDescriptor }) { [unowned self] in
+        loop.add(stream: true, descriptor: { [unowned self] in source.pollDescriptor }) { [unowned self, unowned loop] in
             let read = readSource()
-            if read, configuration.batchMilliseconds > 0, source.lastDatagrams < Self.smallBatch {
-                Pause.sleep(milliseconds: configuration.batchMilliseconds)
-            }
+            if read, source.lastDatagrams < Self.smallBatch { loop.quiet(forMilliseconds: configuration.batchMilliseconds) }
             return read
         }
+        // The connector is read at once even during a quiet spell: a fork is read from /proc
+        // (start time, pid namespace) while the child still lives.
         loop.add(descriptor: { [unowned self] in tracker.descriptor }) { [unowned self] in
             tracker.drain()
             return false
