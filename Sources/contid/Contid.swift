@@ -14,6 +14,9 @@ struct Contid: ParsableCommand {
         subcommands: [
             SetCommand.self, GetCommand.self, CapContIDCommand.self, PsCommand.self, StatusCommand.self,
             ReplayCommand.self,
+            SearchCommand.self,
+            IndexCommand.self,
+            ReportCommand.self,
         ])
 
     /// `contid --run-dir DIR set ...`: given before the subcommand, it reaches the subcommand's own group.

@@ -1,0 +1,429 @@
+// The scan behind `contid search` and `contid report`: a log mapped into memory,
+// read line by line as raw bytes. Every line's header is read (it says which
+// event the line belongs to); nothing else of a line is looked at unless the
+// line holds the query's needle (found with memchr over the whole buffer, not
+// per line), so only the events that can match are ever parsed. Events are
+// grouped as ausearch groups them: records with the same node, serial and
+// stamp, until EOE, a one-record type, or a record two seconds of stamp later.
+// An event's records are kept as offsets into the mapping: no copy, and no
+// allocation per record once the tables are warm.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import AuditCodec
+import ContainerEngine
+
+/// Where matched events go.
+public protocol SearchSink: AnyObject {
+    /// One matched event, its records in the order they were read; valid only during the call.
+    func event(_ records: UnsafeBufferPointer<SearchRecord>, node: UnsafeRawBufferPointer?, serial: UInt32, time: AuditTime)
+}
+
+/// A log file's bytes: mapped when it is a regular file, read whole otherwise (pipes, standard input).
+public final class MappedLog {
+    public let path: String
+    public let bytes: UnsafeRawBufferPointer
+    private let mapped: Bool
+
+    public init(path: String) throws(LogReadError) {
+        self.path = path
+        let fd: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw LogReadError(path: path, errno: errno) }
+        defer { if path != "-" { close(fd) } }
+        var st = stat()
+        if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG {
+            let size = Int(st.st_size)
+            if size == 0 {
+                bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+                mapped = false
+                return
+            }
+            guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+                throw LogReadError(path: path, errno: errno)
+            }
+            _ = madvise(p, size, Int32(MADV_SEQUENTIAL))
+            bytes = UnsafeRawBufferPointer(start: p, count: size)
+            mapped = true
+            return
+        }
+        var capacity = 1 << 20, count = 0
+        var buf = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+        while true {
+            if count == capacity {
+                let bigger = UnsafeMutableRawPointer.allocate(byteCount: capacity * 2, alignment: 64)
+                bigger.copyMemory(from: buf, byteCount: count)
+                buf.deallocate()
+                buf = bigger
+                capacity *= 2
+            }
+            let n = read(fd, buf + count, capacity - count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                buf.deallocate()
+                throw LogReadError(path: path, errno: e)
+            }
+            if n == 0 { break }
+            count += n
+        }
+        bytes = UnsafeRawBufferPointer(start: buf, count: count)
+        mapped = false
+    }
+
+    deinit {
+        guard let base = bytes.baseAddress else { return }
+        if mapped { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) } else { base.deallocate() }
+    }
+}
+
+/// Finds needles in a buffer: memchr for each needle's rarest byte (by the buffer's own byte
+/// counts), memcmp to confirm. A line holds a needle when the next hit lies before its end.
+struct NeedleFinder {
+    struct Needle { var bytes: [UInt8]; var pivot: Int; var next: Int }
+    var needles: [Needle]
+    let buffer: UnsafeRawBufferPointer
+
+    init(_ list: [[UInt8]], in buffer: UnsafeRawBufferPointer) {
+        self.buffer = buffer
+        var counts = [Int](repeating: 0, count: 256)
+        let sample = min(buffer.count, 1 << 20)
+        for i in 0..<sample { counts[Int(buffer[i])] += 1 }
+        needles = list.filter { !$0.isEmpty }.map { n in
+            let pivot = n.indices.min { counts[Int(n[$0])] < counts[Int(n[$1])] }!
+            return Needle(bytes: n, pivot: pivot, next: -1)
+        }
+    }
+
+    var isEmpty: Bool { needles.isEmpty }
+
+    /// True when some needle occurs in [start, end). Lines must be asked about in order.
+    @inline(__always)
+    mutating func hit(_ start: Int, _ end: Int) -> Bool {
+        var any = false
+        for k in needles.indices {
+            if needles[k].next < start { needles[k].next = find(k, from: start) }
+            if needles[k].next + needles[k].bytes.count <= end { any = true }
+        }
+        return any
+    }
+
+    func find(_ k: Int, from: Int) -> Int {
+        let n = needles[k]
+        guard let base = buffer.baseAddress else { return Int.max / 2 }
+        let count = n.bytes.count
+        let pivotByte = Int32(n.bytes[n.pivot])
+        var i = from + n.pivot
+        let last = buffer.count - count + n.pivot
+        return n.bytes.withUnsafeBytes { nb in
+            while i <= last {
+                guard let p = memchr(base + i, pivotByte, last - i + 1) else { return Int.max / 2 }
+                let at = base.distance(to: UnsafeRawPointer(p)) - n.pivot
+                if memcmp(base + at, nb.baseAddress!, count) == 0 { return at }
+                i = at + n.pivot + 1
+            }
+            return Int.max / 2
+        }
+    }
+}
+
+/// Which containers an event must belong to: an ID (innermost, or anywhere in the chain
+/// with `nested`), or IDs each over a span of time (a label's holders).
+public struct ContainerSelection: Sendable {
+    public struct Span: Sendable {
+        public var id: [UInt8]
+        public var from: UInt64
+        public var until: UInt64
+        public init(id: [UInt8], from: UInt64, until: UInt64) {
+            self.id = id
+            self.from = from
+            self.until = until
+        }
+    }
+    public var spans: [Span]
+    public var nested: Bool
+
+    public init(spans: [Span], nested: Bool) {
+        self.spans = spans
+        self.nested = nested
+    }
+
+    /// True when one of the event's CONTAINER_ID records names a selected container at the event's time.
+    func matches(_ records: UnsafeBufferPointer<SearchRecord>, milliseconds: UInt64) -> Bool {
+        for r in records where r.type == .containerID {
+            guard case .success(let h) = RecordScanner.scan(r.line) else { continue }
+            let body = UnsafeRawBufferPointer(rebasing: r.line[Int(h.bodyStart)..<Int(h.bodyEnd)])
+            guard let range = FieldScanner.valueRange(of: "contid", in: body) else { continue }
+            if chainsMatch(UnsafeRawBufferPointer(rebasing: body[range]), milliseconds: milliseconds) { return true }
+        }
+        return false
+    }
+
+    /// `4,^2,^1` or several chains joined by commas (`2,^1,3,^1`): innermost elements lack the `^`.
+    func chainsMatch(_ v: UnsafeRawBufferPointer, milliseconds: UInt64) -> Bool {
+        var i = 0
+        while i < v.count {
+            var j = i
+            while j < v.count, v[j] != UInt8(ascii: ",") { j += 1 }
+            var s = i
+            let parent = s < j && v[s] == UInt8(ascii: "^")
+            if parent { s += 1 }
+            if !parent || nested {
+                let element = UnsafeRawBufferPointer(rebasing: v[s..<j])
+                for span in spans where milliseconds >= span.from && milliseconds <= span.until {
+                    if element.elementsEqual(span.id) { return true }
+                }
+            }
+            i = j + 1
+        }
+        return false
+    }
+}
+
+public struct SearchCounters: Sendable {
+    public var bytes = 0
+    public var lines = 0
+    public var events = 0
+    public var matched = 0
+    public var errors = 0
+    public var skippedBytes = 0
+}
+
+public final class SearchScan {
+    public let matcher: SearchMatcher
+    public let containers: ContainerSelection?
+    public let sink: SearchSink
+    public let diagnostic: (String) -> Void
+    public private(set) var counters = SearchCounters()
+    /// How many file bytes the scan has read (progress reports); called about every 64 MB.
+    public var onProgress: ((Int) -> Void)?
+    let needleList: [[UInt8]]
+
+    struct Open {
+        var active = false
+        var hit = false
+        var serial: UInt32 = 0
+        var milliseconds: UInt64 = 0
+        var node: Range<Int> = 0..<0
+        var records: [SearchRecord] = []
+    }
+    static let slotBits = 13
+    private var slots: [Open]
+    /// Open events in the order they began: (slot, serial, ms); the front expires first.
+    private var order: [(slot: Int, serial: UInt32, ms: UInt64)] = []
+    private var orderHead = 0
+
+    public init(query: SearchQuery, containers: ContainerSelection?, needles: [[UInt8]], sink: SearchSink,
+                diagnostic: @escaping (String) -> Void) {
+        matcher = SearchMatcher(query: query)
+        self.containers = containers
+        self.sink = sink
+        self.diagnostic = diagnostic
+        needleList = needles
+        slots = Array(repeating: Open(), count: 1 << Self.slotBits)
+    }
+
+    /// Scans one input whole (or only the byte ranges `ranges` of it, each starting at a line),
+    /// then hands out the events still open.
+    public func scan(_ log: MappedLog, ranges: [Range<Int>]? = nil) {
+        let buf = log.bytes
+        guard let base = buf.baseAddress else { return }
+        var finder = NeedleFinder(needleList, in: buf)
+        let all = ranges ?? [0..<buf.count]
+        var lineNumber = 0
+        var lastProgress = 0
+        for range in all {
+            var start = range.lowerBound
+            let end = range.upperBound
+            while start < end {
+                let nlp = memchr(base + start, 0x0A, end - start)
+                let stop = nlp.map { base.distance(to: UnsafeRawPointer($0)) } ?? end
+                lineNumber += 1
+                if stop > start {
+                    line(base, start, stop, &finder, log: log, lineNumber: ranges == nil ? lineNumber : nil)
+                }
+                start = stop + 1
+                if start - lastProgress >= 64 << 20 { lastProgress = start; onProgress?(start) }
+            }
+        }
+        counters.bytes += all.reduce(0) { $0 + $1.count }
+        counters.skippedBytes += buf.count - all.reduce(0) { $0 + $1.count }
+        closeAll()
+    }
+
+    @inline(__always)
+    private func line(_ base: UnsafeRawPointer, _ start: Int, _ stop: Int, _ finder: inout NeedleFinder,
+                      log: MappedLog, lineNumber: Int?) {
+        counters.lines += 1
+        let bytes = UnsafeRawBufferPointer(start: base + start, count: stop - start)
+        if bytes[0] == UInt8(ascii: "#") { return }
+        let h: RecordHeader
+        switch RecordScanner.scan(bytes) {
+        case .success(let v): h = v
+        case .failure(let e):
+            counters.errors += 1
+            let at = lineNumber.map { "\($0)" } ?? "byte \(start)"
+            diagnostic("\(log.path):\(at): \(e)")
+            return
+        }
+        let ms = h.time.totalMilliseconds
+        expire(before: h.time.seconds)
+        let slot = Int(h.serial) & ((1 << Self.slotBits) - 1)
+        let node = h.node.isEmpty ? 0..<0 : (start + Int(h.node.lowerBound))..<(start + Int(h.node.upperBound))
+        let record = SearchRecord(line: bytes, messageLength: Int(h.bodyEnd), type: h.type)
+        let hit = finder.isEmpty || finder.hit(start, stop)
+        if slots[slot].active {
+            let o = slots[slot]
+            if o.serial == h.serial, o.milliseconds == ms, sameNode(base, o.node, node) {
+                slots[slot].records.append(record)
+                if hit { slots[slot].hit = true }
+                if h.type == .eoe { close(slot) }
+                return
+            }
+            close(slot)  // another event on the same slot: 8192 serials apart, long finished
+        }
+        if h.type == .eoe { return }  // ausearch eats an EOE whose event is done
+        slots[slot].active = true
+        slots[slot].hit = hit
+        slots[slot].serial = h.serial
+        slots[slot].milliseconds = ms
+        slots[slot].node = node
+        slots[slot].records.append(record)
+        if h.type.isStandalone || h.type.isDaemonRecord {
+            close(slot)
+        } else {
+            order.append((slot, h.serial, ms))
+        }
+    }
+
+    @inline(__always)
+    private func sameNode(_ base: UnsafeRawPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {
+        a.count == b.count && (a.isEmpty || memcmp(base + a.lowerBound, base + b.lowerBound, a.count) == 0)
+    }
+
+    /// Events whose stamp is two seconds behind `seconds` are complete (ausearch's eoe_timeout).
+    @inline(__always)
+    private func expire(before seconds: UInt64) {
+        while orderHead < order.count {
+            let (slot, serial, ms) = order[orderHead]
+            guard ms / 1000 + 2 <= seconds else { break }
+            orderHead += 1
+            if slots[slot].active, slots[slot].serial == serial, slots[slot].milliseconds == ms { close(slot) }
+        }
+        if orderHead > 4096, orderHead * 2 > order.count {
+            order.removeFirst(orderHead)
+            orderHead = 0
+        }
+    }
+
+    private func closeAll() {
+        for i in orderHead..<order.count {
+            let (slot, serial, ms) = order[i]
+            if slots[slot].active, slots[slot].serial == serial, slots[slot].milliseconds == ms { close(slot) }
+        }
+        order.removeAll(keepingCapacity: true)
+        orderHead = 0
+        for i in slots.indices where slots[i].active { close(i) }
+    }
+
+    private func close(_ slot: Int) {
+        counters.events += 1
+        let o = slots[slot]
+        slots[slot].active = false
+        if o.hit {
+            let ms = o.milliseconds
+            let wanted = o.records.withUnsafeBufferPointer { recs in
+                matcher.matches(recs, seconds: ms / 1000) && (containers?.matches(recs, milliseconds: ms) ?? true)
+            }
+            if wanted {
+                counters.matched += 1
+                let first = o.records[0]
+                let node: UnsafeRawBufferPointer? = o.node.isEmpty ? nil : {
+                    let h = try? RecordScanner.scan(first.line).get()
+                    return h.map { UnsafeRawBufferPointer(rebasing: first.line[Int($0.node.lowerBound)..<Int($0.node.upperBound)]) }
+                }()
+                o.records.withUnsafeBufferPointer { recs in
+                    sink.event(recs, node: node, serial: o.serial,
+                               time: AuditTime(seconds: ms / 1000, milliseconds: UInt16(ms % 1000)))
+                }
+            }
+        }
+        slots[slot].records.removeAll(keepingCapacity: true)
+    }
+}
+
+/// The label-to-ID mapping of a trail, scoped in time: a container holds the labels of its
+/// CONTAINER_INFO record from that record until its ID is dropped or registered again.
+public struct LabelSpans {
+    public struct Holder { public var id: [UInt8]; public var from: UInt64; public var until: UInt64; public var labels: [(String, String)] }
+    public private(set) var holders: [Holder] = []
+    private var open: [[UInt8]: Int] = [:]
+
+    public init() {}
+
+    /// Reads the CONTAINER_INFO and CONTAINER_OP records of one log (by name or as UNKNOWN[29xx]).
+    public mutating func read(_ log: MappedLog) {
+        let buf = log.bytes
+        guard let base = buf.baseAddress else { return }
+        let needles = ["type=CONTAINER_INFO ", "type=UNKNOWN[2908] ", "type=CONTAINER_OP ", "type=UNKNOWN[2900] "]
+        var finder = NeedleFinder(needles.map { Array($0.utf8) }, in: buf)
+        var hits: [Int] = []
+        for k in finder.needles.indices {
+            var at = finder.find(k, from: 0)
+            while at < buf.count { hits.append(at); at = finder.find(k, from: at + 1) }
+        }
+        hits.sort()
+        for at in hits {
+            var s = at
+            while s > 0, buf[s - 1] != 0x0A { s -= 1 }
+            let e = memchr(base + at, 0x0A, buf.count - at).map { base.distance(to: UnsafeRawPointer($0)) } ?? buf.count
+            let line = UnsafeRawBufferPointer(rebasing: buf[s..<e])
+            guard case .success(let h) = RecordScanner.scan(line) else { continue }
+            let body = UnsafeRawBufferPointer(rebasing: line[Int(h.bodyStart)..<Int(h.bodyEnd)])
+            let ms = h.time.totalMilliseconds
+            func value(_ name: String, text: Bool = false) -> [UInt8]? {
+                name.utf8CString.withUnsafeBytes { n in
+                    FieldScanner.valueRange(of: UnsafeRawBufferPointer(rebasing: n.dropLast()), in: body)
+                }.map { Self.unquote(UnsafeRawBufferPointer(rebasing: body[$0]), hex: text) }
+            }
+            if h.type == .containerInfo, let id = value("contid") {
+                closeSpan(id, at: ms)
+                var labels: [(String, String)] = []
+                for f in ["runtime", "id", "name", "image", "pod"] {
+                    if let v = value(f, text: true) { labels.append((f, String(decoding: v, as: UTF8.self))) }
+                }
+                if let l = value("labels", text: true) {
+                    for pair in l.split(separator: UInt8(ascii: ",")) {
+                        let kv = pair.split(separator: UInt8(ascii: "="), maxSplits: 1)
+                        if kv.count == 2 { labels.append((String(decoding: kv[0], as: UTF8.self), String(decoding: kv[1], as: UTF8.self))) }
+                    }
+                }
+                open[id] = holders.count
+                holders.append(Holder(id: id, from: ms, until: UInt64.max, labels: labels))
+            } else if h.type == .containerOp, FieldScanner.valueRange(of: "res", in: body).map({ body[$0].elementsEqual([UInt8(ascii: "1")]) }) == true {
+                if let op = value("op"), op == Array("drop".utf8), let old = value("old-contid") {
+                    closeSpan(old, at: ms)
+                }
+            }
+        }
+    }
+
+    private mutating func closeSpan(_ id: [UInt8], at ms: UInt64) {
+        if let i = open.removeValue(forKey: id) { holders[i].until = ms }
+    }
+
+    /// The spans over which a container carried `key=value`.
+    public func spans(key: String, value: String) -> [ContainerSelection.Span] {
+        holders.filter { h in h.labels.contains { $0.0 == key && $0.1 == value } }
+            .map { ContainerSelection.Span(id: $0.id, from: $0.from, until: $0.until) }
+    }
+
+    /// A value as written: quotes removed, hex decoded.
+    static func unquote(_ v: UnsafeRawBufferPointer, hex: Bool) -> [UInt8] {
+        if v.count >= 2, v[0] == UInt8(ascii: "\""), v[v.count - 1] == UInt8(ascii: "\"") { return Array(v[1..<(v.count - 1)]) }
+        if hex, let d = AuditText.unhex(Array(v)) { return d }
+        return Array(v)
+    }
+}

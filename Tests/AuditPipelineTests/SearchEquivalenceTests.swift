@@ -1,0 +1,286 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `contid search` against the real ausearch (Debian package auditd), event for event,
+/// on every corpus file and on generated trails; `--contid`, `--nested` and `--label`
+/// against the generator's ground truth; bad lines and bad indexes.
+///
+/// Events are compared by (node, serial, stamp) with their records in the order read. The
+/// differences allowed, each with its reason:
+/// - ausearch hands out an event when a record two seconds later arrives, and a record of it
+///   that comes after that starts a second event with the same stamp and serial; contid keeps
+///   them as one. Both sides' events are therefore merged by (node, serial, stamp) before the
+///   comparison (the records must still be the same, in the same order).
+/// - Record types whose fields ausearch reads with parsers contid does not reproduce (AVC,
+///   SOCKADDR, LOGIN, OBJ_PID, PATH/CWD for -f, ...) are not compared for the options those
+///   parsers feed: those corpus events are listed per file in `notReproduced`.
+@Suite(.serialized) struct SearchEquivalenceTests {
+    static let ausearch = "/usr/sbin/ausearch"
+    static var haveAusearch: Bool { FileManager.default.isExecutableFile(atPath: ausearch) }
+
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func run(_ exe: String, _ args: [String], env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        var e = ProcessInfo.processInfo.environment
+        for (k, v) in env { e[k] = v }
+        p.environment = e
+        // Standard error to a file: both pipes read by one thread could fill and block.
+        let errPath = makeTemporaryDirectory("search-err") + "/err"
+        defer { removeTree((errPath as NSString).deletingLastPathComponent) }
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let er = (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: er, as: UTF8.self))
+    }
+
+    func contid(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        try run(ReplayCommandTests.binary.path, args, env: ["TZ": "UTC"])
+    }
+
+    /// Raw output as events: (node, serial, stamp) -> records in order.
+    static func events(_ raw: String) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for line in raw.split(separator: "\n") {
+            guard let r = line.range(of: "msg=audit("), let close = line[r.upperBound...].firstIndex(of: ")") else { continue }
+            let node = line.hasPrefix("node=") ? String(line.prefix { $0 != " " }) : ""
+            out[node + " " + line[r.upperBound..<close], default: []].append(String(line))
+        }
+        return out
+    }
+
+    /// ausearch's arguments for a query, and contid's.
+    struct Query: CustomStringConvertible {
+        var ausearch: [String]
+        var contid: [String]
+        var description: String { contid.joined(separator: " ") }
+    }
+
+    func compare(_ file: String, _ q: Query, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let a = try run(Self.ausearch, ["-if", file, "--raw"] + q.ausearch, env: ["TZ": "UTC", "LC_ALL": "C"])
+        let c = try contid(["search", "--no-progress", "--no-index", file] + q.contid)
+        let ea = Self.events(a.out), ec = Self.events(c.out)
+        let onlyA = ea.keys.filter { ea[$0] != ec[$0] }.sorted()
+        let onlyC = ec.keys.filter { ea[$0] == nil }.sorted()
+        #expect(onlyA.isEmpty && onlyC.isEmpty,
+                "\(file) \(q): \(ea.count) events from ausearch, \(ec.count) from contid; differing \(onlyA.prefix(3).map { "\($0): ausearch \(ea[$0] ?? []) contid \(ec[$0] ?? [])" }) only contid \(onlyC.prefix(3))",
+                sourceLocation: sourceLocation)
+        // Exit status: 0 with matches, 1 without (as ausearch).
+        #expect(c.status == (ec.isEmpty ? 1 : 0), "\(file) \(q): status \(c.status) \(c.err)", sourceLocation: sourceLocation)
+    }
+
+    /// The queries run on a log: types, keys, a pid, uids, auid, success, a time range.
+    func queries(for path: String) throws -> [Query] {
+        let text = try String(contentsOfFile: path, encoding: .isoLatin1)
+        func values(_ field: String) -> [String] {
+            var seen: [String: Int] = [:]
+            for m in text.matches(of: try! Regex("[ (]\(field)=([^ )]+)")) {
+                seen[String(m.output[1].substring!), default: 0] += 1
+            }
+            return seen.sorted { $0.value > $1.value }.map(\.key)
+        }
+        var out: [Query] = [
+            Query(ausearch: ["-m", "SYSCALL"], contid: ["-m", "SYSCALL"]),
+            Query(ausearch: ["-m", "PATH,EXECVE"], contid: ["-m", "PATH,EXECVE"]),
+            Query(ausearch: ["-m", "CONFIG_CHANGE"], contid: ["-m", "CONFIG_CHANGE"]),
+            Query(ausearch: ["-m", "USER_LOGIN", "-m", "USER_ACCT"], contid: ["-m", "USER_LOGIN", "-m", "USER_ACCT"]),
+            Query(ausearch: ["--success", "yes"], contid: ["--success", "yes"]),
+            Query(ausearch: ["--success", "no"], contid: ["--success", "no"]),
+            Query(ausearch: ["-ui", "0"], contid: ["-ui", "0"]),
+            Query(ausearch: ["-ul", "1000"], contid: ["-ul", "1000"]),
+            Query(ausearch: ["-ul", "4294967295"], contid: ["-ul", "4294967295"]),
+        ]
+        for k in values("key").prefix(3) {
+            var key = k.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            if key == "(null)" { key = "null" }
+            guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else { continue }
+            let part = String(key.prefix(max(1, key.count - 1)))  // a substring, as ausearch matches
+            out.append(Query(ausearch: ["-k", part], contid: ["-k", part]))
+        }
+        for p in values("pid").prefix(2) { out.append(Query(ausearch: ["-p", p], contid: ["-p", p])) }
+        for u in values("uid").prefix(2) where u != "0" { out.append(Query(ausearch: ["-ui", u], contid: ["-ui", u])) }
+        // A time range: the seconds of the middle stamp, and one second either side.
+        let stamps = text.matches(of: /msg=audit\((\d+)\./).compactMap { UInt64($0.output.1) }.sorted()
+        if !stamps.isEmpty {
+            let mid = stamps[stamps.count / 2]
+            let f = DateFormatter()
+            f.locale = Locale(identifier: "en_US_POSIX")
+            f.timeZone = TimeZone(identifier: "UTC")
+            f.dateFormat = "MM/dd/yy HH:mm:ss"
+            func words(_ t: UInt64) -> [String] { f.string(from: Date(timeIntervalSince1970: Double(t))).split(separator: " ").map(String.init) }
+            out.append(Query(ausearch: ["-ts"] + words(mid - 1) + ["-te"] + words(mid + 1),
+                             contid: ["--since", "\(mid - 1)", "--until", "\(mid + 1)"]))
+            out.append(Query(ausearch: ["-ts"] + words(mid) + ["-m", "SYSCALL", "--success", "yes"],
+                             contid: ["--since", "\(mid)", "-m", "SYSCALL", "--success", "yes"]))
+        }
+        return out
+    }
+
+    /// Corpus files whose events ausearch reads with parsers contid does not reproduce.
+    static let notReproduced: Set<String> = []
+
+    @Test(.enabled(if: haveAusearch), arguments: Corpus.logFiles)
+    func searchEqualsAusearchOnCorpusFile(_ name: String) throws {
+        guard !Self.notReproduced.contains(name) else { return }
+        let path = Corpus.root.appendingPathComponent(name).path
+        for q in try queries(for: path) { try compare(path, q) }
+    }
+
+    static func generate(_ args: [String], megabytes: String = "3") throws -> (log: String, truth: String, dir: String) {
+        let dir = makeTemporaryDirectory("search")
+        let log = dir + "/gen.log", truth = dir + "/truth.jsonl"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = [repo.appendingPathComponent("Benchmarks/gen-log.py").path, "--source",
+                       Corpus.root.appendingPathComponent("captured-linux-6.18-raw.log").path, "--truth", truth] + args + [log, megabytes]
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        return (log, truth, dir)
+    }
+
+    @Test(.enabled(if: haveAusearch))
+    func searchEqualsAusearchOnAGeneratedTrailWithOurTypesAsUnknown() throws {
+        let g = try Self.generate(["--numeric"])
+        defer { removeTree(g.dir) }
+        var qs = try queries(for: g.log)
+        qs.append(Query(ausearch: ["-m", "2900"], contid: ["-m", "CONTAINER_OP"]))
+        qs.append(Query(ausearch: ["-m", "2901,2908"], contid: ["-m", "CONTAINER_ID,CONTAINER_INFO"]))
+        qs.append(Query(ausearch: ["-p", "19005"], contid: ["-p", "19005"]))
+        for q in qs { try compare(g.log, q) }
+    }
+
+    /// The ground truth's containers and events.
+    struct Truth {
+        var containers: [(id: UInt64, parent: UInt64?, start: UInt64, end: UInt64, labels: [String: String])] = []
+        var events: [(serial: UInt64, time: UInt64, chain: [UInt64])] = []
+        init(_ path: String) throws {
+            for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") {
+                let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                if let c = o["container"] as? UInt64 {
+                    containers.append((c, o["parent"] as? UInt64, o["start"] as! UInt64, o["end"] as! UInt64, o["labels"] as! [String: String]))
+                } else {
+                    events.append((o["serial"] as! UInt64, o["time"] as! UInt64, (o["chain"] as! [NSNumber]).map(\.uint64Value)))
+                }
+            }
+        }
+    }
+
+    /// The serials of a search's events that have a CONTAINER_ID record.
+    func serials(_ args: [String]) throws -> Set<UInt64> {
+        let r = try contid(["search", "--no-progress"] + args)
+        var out = Set<UInt64>()
+        for (key, recs) in Self.events(r.out) where recs.contains(where: { $0.hasPrefix("type=CONTAINER_ID ") || $0.hasPrefix("type=UNKNOWN[2901] ") }) {
+            out.insert(UInt64(key.split(separator: ":").last!)!)
+        }
+        return out
+    }
+
+    @Test func contidAndNestedAndLabelSelectExactlyTheGroundTruthsEvents() throws {
+        let g = try Self.generate([])
+        defer { removeTree(g.dir) }
+        let truth = try Truth(g.truth)
+        let nestedParents = Set(truth.containers.compactMap(\.parent))
+        #expect(!nestedParents.isEmpty)
+        // A parent with children: alone, then with its nested containers.
+        for id in nestedParents.sorted().prefix(3) {
+            let own = Set(truth.events.filter { $0.chain.first == id }.map(\.serial))
+            let all = Set(truth.events.filter { $0.chain.contains(id) }.map(\.serial))
+            #expect(own.count < all.count)
+            #expect(try serials([g.log, "--contid", "\(id)"]) == own)
+            #expect(try serials([g.log, "--contid", "\(id)", "--nested"]) == all)
+        }
+        // A label: the events of the containers that carried it, while they carried it
+        // (reused IDs: the other holder's events are not included).
+        let reused = Dictionary(grouping: truth.containers, by: \.id).filter { $0.value.count > 1 }
+        #expect(!reused.isEmpty)
+        for (_, holders) in reused.prefix(3) {
+            let h = holders[1]
+            let name = h.labels["name"]!
+            let want = Set(truth.events.filter { $0.chain.first == h.id && $0.time >= h.start && $0.time <= h.end }.map(\.serial))
+            let everyHolder = Set(truth.events.filter { $0.chain.first == h.id }.map(\.serial))
+            #expect(want != everyHolder)
+            #expect(try serials([g.log, "--label", "name=\(name)"]) == want)
+        }
+        let team = truth.containers[0].labels["team"]!
+        let teamWant = Set(truth.events.filter { e in
+            truth.containers.contains { $0.labels["team"] == team && e.chain.first == $0.id && e.time >= $0.start && e.time <= $0.end }
+        }.map(\.serial))
+        #expect(try serials([g.log, "--label", "team=\(team)"]) == teamWant)
+    }
+
+    @Test func theIndexNeverChangesAResultAndAStaleOrCorruptOneIsIgnored() throws {
+        let g = try Self.generate([], megabytes: "6")
+        defer { removeTree(g.dir) }
+        let truth = try Truth(g.truth)
+        let id = truth.containers[0].id
+        let queries: [[String]] = [["--contid", "\(id)"], ["--contid", "\(truth.containers[5].id)", "--nested"],
+                                   ["-k", "etc"], ["-m", "CONTAINER_OP"], ["-m", "CONFIG_CHANGE"],
+                                   ["--since", "\(truth.containers[3].start / 1000)", "--until", "\(truth.containers[3].start / 1000 + 3)"]]
+        var without: [[String]: String] = [:]
+        for q in queries { without[q] = try contid(["search", "--no-progress", "--no-index", g.log] + q).out }
+        let built = try contid(["index", "--block-bytes", "65536", g.log])
+        #expect(built.status == 0, "\(built.err)")
+        for q in queries {
+            let r = try contid(["search", "--no-progress", g.log] + q)
+            #expect(r.out == without[q], "\(q) with the index")
+            #expect(r.err.isEmpty, "\(r.err)")
+        }
+        // Corrupt: one byte of the sidecar flipped.
+        let sidecar = g.log + ".cidx"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: sidecar))
+        bytes[bytes.count / 2] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: sidecar))
+        let corrupt = try contid(["search", "--no-progress", g.log, "--contid", "\(id)"])
+        #expect(corrupt.out == without[["--contid", "\(id)"]])
+        #expect(corrupt.err.contains("corrupt index (checksum mismatch); ignored"), "\(corrupt.err)")
+        // Stale: the log rewritten under a valid index.
+        _ = try contid(["index", g.log])
+        var log = try Data(contentsOf: URL(fileURLWithPath: g.log))
+        let at = log.count - 100
+        log[at] = log[at] == UInt8(ascii: "1") ? UInt8(ascii: "2") : UInt8(ascii: "1")
+        try log.write(to: URL(fileURLWithPath: g.log))
+        let stale = try contid(["search", "--no-progress", g.log, "-m", "CONFIG_CHANGE"])
+        #expect(stale.err.contains("stale index"), "\(stale.err)")
+        // Grown: the index covers a prefix, the rest is read whole.
+        _ = try contid(["index", g.log])
+        let extra = "type=CONTAINER_OP msg=audit(1895929164.000:99999999): op=set opid=1 contid=\(id) old-contid=-1 pid=1 uid=0 auid=0 ses=1 comm=\"x\" exe=\"/x\" res=1\n"
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: g.log))
+        h.seekToEndOfFile()
+        h.write(Data(extra.utf8))
+        try h.close()
+        let grown = try contid(["search", "--no-progress", g.log, "-m", "CONTAINER_OP"])
+        #expect(grown.err.isEmpty, "\(grown.err)")
+        #expect(grown.out.hasSuffix(extra))
+    }
+
+    @Test func badAndTruncatedLinesAreReportedAsFileLineAndTheRestIsRead() throws {
+        let dir = makeTemporaryDirectory("search-bad")
+        defer { removeTree(dir) }
+        let path = dir + "/bad.log"
+        try """
+            type=SYSCALL msg=audit(1700000000.000:1): arch=c000003e syscall=2 success=yes exit=3 a0=1 a1=2 a2=3 a3=4 items=0 ppid=1 pid=5 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="a" exe="/a" key="k1"
+            garbage here
+            type=SYSCALL msg=audit(1700000000.0
+            type=SYSCALL msg=audit(1700000001.000:2): arch=c000003e syscall=2 success=no exit=-13 a0=1 a1=2 a2=3 a3=4 items=0 ppid=1 pid=6 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="b" exe="/b" key="k1"
+            type=SYSCALL msg=audit(1700000002.000:3): arch=c000003e syscall=2 succ
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try contid(["search", "--no-progress", path, "-k", "k1"])
+        #expect(r.status == 0)
+        #expect(Self.events(r.out).count == 2)
+        let errs = r.err.split(separator: "\n").map(String.init)
+        #expect(errs.count == 2, "\(errs)")
+        #expect(errs.first?.hasPrefix("\(path):2: column 1:") == true, "\(errs)")
+        #expect(errs.last?.hasPrefix("\(path):3: column ") == true, "\(errs)")
+    }
+}
