@@ -1,7 +1,7 @@
 // Whether one event matches a query, decided as ausearch decides it: the values
 // it extracts from each record (audit-userspace src/ausearch-parse.c,
 // extract_search_items: parse_syscall, parse_task_info, parse_user,
-// parse_simple_message, parse_daemon1), found the way it finds them (the first
+// parse_simple_message, parse_daemon1, parse_login of 3.0.9, the version Debian ships), found the way it finds them (the first
 // `name=` after the previous field read, by substring), later records overriding
 // earlier ones, and a record it cannot parse making the whole event unmatchable.
 // Only the values the query asks for are read, as ausearch does, since what it
@@ -60,9 +60,8 @@ public struct SearchMatcher {
         if !query.types.isEmpty {
             guard records.contains(where: { r in query.types.contains(r.type) }) else { return false }
         }
-        let needsItems = wantPid || wantUID || wantEUID || wantAUID || wantSuccess || wantKey || wantComm || wantExe
-            || query.syscall != nil
-        guard needsItems else { return true }
+        // ausearch reads every record even when no option needs a value: a record its parser
+        // rejects (a SYSCALL without a0=) drops the event from every result.
         var s = AusearchItems()
         for r in records {
             guard extract(r, into: &s) else { return false }
@@ -95,10 +94,11 @@ public struct SearchMatcher {
         let v = r.type.rawValue
         let m = r.message
         switch v {
-        case 1300, 1336: return parseSyscall(m, isSyscall: v == 1300, &s)
+        case 1300: return parseSyscall(m, isSyscall: true, &s)  // 3.0.9 has no parser for URINGOP (1336)
         case 1005, 1100...1106, 1108...1199, 2100...2999: return parseUser(m, &s)
+        case 1006: return parseLogin(m, &s)
         case 1305: return parseSimpleMessage(m, isConfigChange: true, &s)
-        case 1400...1499 where v != 1400 && v != 1107: return parseSimpleMessage(m, isConfigChange: false, &s)
+        case 1403...1418: return parseSimpleMessage(m, isConfigChange: false, &s)  // MAC_POLICY_LOAD...MAC_UNLBL_STCDEL
         case 1200, 1201, 1202, 1203, 1204, 1208: return parseDaemon1(m, &s)
         default: return true
         }
@@ -295,6 +295,22 @@ public struct SearchMatcher {
                 let v = Array(m[(r + 7)..<e])
                 s.success = v.count == 7 && String(decoding: v, as: UTF8.self).lowercased() == "success" ? 1 : 0
             }
+        }
+        return true
+    }
+
+    func parseLogin(_ m: UnsafeRawBufferPointer, _ s: inout AusearchItems) -> Bool {
+        var term = 0
+        if wantPid { guard number("pid=", m, &term, required: true, into: &s.pid) else { return false } }
+        if wantUID { guard number("uid=", m, &term, required: true, into: &s.uid) else { return false } }
+        if wantAUID {
+            let ptr: Int
+            if let a = find("new auid=", m, from: term) { ptr = a + 9 } else if let a = find(" auid=", m, from: term) { ptr = a + 6 } else if let a = find("new loginuid=", m, from: term) { ptr = a + 13 } else { return false }
+            s.loginuid = strtoul(m, ptr)
+            term = indexOf(UInt8(ascii: " "), m, from: ptr) ?? m.count
+        }
+        if wantSuccess {
+            if let r = find("res=", m, from: min(term, m.count)) { s.success = strtoul(m, r + 4) } else { s.success = 1 }
         }
         return true
     }

@@ -4,7 +4,8 @@
 // line holds the query's needle (found with memchr over the whole buffer, not
 // per line), so only the events that can match are ever parsed. Events are
 // grouped as ausearch groups them: records with the same node, serial and
-// stamp, until EOE, a one-record type, or a record two seconds of stamp later.
+// stamp, until EOE, a type ausearch takes for a whole event when it comes first,
+// or a record two seconds of stamp later.
 // An event's records are kept as offsets into the mapping: no copy, and no
 // allocation per record once the tables are warm.
 
@@ -291,11 +292,22 @@ public final class SearchScan {
         slots[slot].milliseconds = ms
         slots[slot].node = node
         slots[slot].records.append(record)
-        if h.type.isStandalone || h.type.isDaemonRecord {
+        if Self.endsAtFirstRecord(h.type) {
             close(slot)
         } else {
             order.append((slot, h.serial, ms))
         }
+    }
+
+    /// An event whose first record has one of these types is complete at once, as ausearch
+    /// 3.0.9 decides (ausearch-lol.c check_events): PROCTITLE, types below SYSCALL (user
+    /// messages, LOGIN, DAEMON_*), 2100 and above (AUDIT_FIRST_ANOM_MSG: user-space ranges, contid's own),
+    /// KERNEL and the MAC_UNLBL_ALLOW...MAC_CALIPSO_DEL range. A record of the same stamp and
+    /// serial that follows starts another event, as it does for ausearch.
+    @inline(__always)
+    static func endsAtFirstRecord(_ t: AuditRecordType) -> Bool {
+        let v = t.rawValue
+        return v == 1327 || v < 1300 || v >= 2100 || v == 2000 || (1406...1420).contains(v)
     }
 
     @inline(__always)
