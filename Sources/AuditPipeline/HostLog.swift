@@ -151,6 +151,16 @@ public struct HostLogError: Error, CustomStringConvertible {
     public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
 }
 
+/// Told what the host log writes, where, and when it rotates (the sidecar index, LogIndex.swift).
+public protocol HostLogObserver: AnyObject {
+    /// `bytes` were written to the file at `offset`.
+    func wrote(_ bytes: UnsafeRawBufferPointer, at offset: Int)
+    /// The file was rotated: `path` is now `path.1` (older ones moved up to `path.(numLogs-1)`).
+    func rotated(path: String, numLogs: Int)
+    /// The file was opened again (after an outside rotation); it holds `size` bytes.
+    func reopened(size: Int)
+}
+
 /// Writes `DIR/audit.log`, rotating to `audit.log.1` ... `audit.log.(numLogs-1)`
 /// when the next event would pass `maxFileBytes` (auditd's `max_log_file_action = rotate`).
 /// Lines are buffered and written by `flush()`, which the daemon calls after each batch.
@@ -179,6 +189,8 @@ public final class HostLogWriter {
     public private(set) var recordsDropped = 0
     /// The file is to be opened again (a rotation or reopen failed to open it).
     private var reopenWanted = false
+    /// Told of every write and rotation (contidd's sidecar index).
+    public weak var observer: HostLogObserver?
 
     /// `maxFileBytes` 0 means never rotate. `numLogs` counts audit.log itself (at least 2 to rotate).
     public init(directory: String, format: HostLogFormat = .raw, maxFileBytes: Int = 8 << 20, numLogs: Int = 5,
@@ -299,6 +311,7 @@ public final class HostLogWriter {
                     if errno == EINTR { continue }
                     throw HostLogError(path: path, operation: "write", errno: errno)
                 }
+                if let observer { buffer.withUnsafeBytes { observer.wrote(UnsafeRawBufferPointer(rebasing: $0[off..<(off + n)]), at: size + off) } }
                 off += n
             }
             switch flushPolicy {
@@ -329,6 +342,7 @@ public final class HostLogWriter {
             throw error
         }
         reopenWanted = false
+        observer?.reopened(size: size)
         if old >= 0, old != fd {
             _ = fsync(old)
             Glibc.close(old)
@@ -354,6 +368,7 @@ public final class HostLogWriter {
             }
         }
         rotations += 1
+        if numLogs > 1 { observer?.rotated(path: path, numLogs: numLogs) }
         do { try open() } catch {
             reopenWanted = true
             throw error

@@ -339,12 +339,21 @@ public struct LogIndexBuilder {
 
     /// The finished index of the log whose bytes were added (their hashes make it checkable).
     public mutating func finish(_ bytes: UnsafeRawBufferPointer) -> LogIndex {
-        var out = index
-        if current.end > current.start { out.blocks.append(current) }
-        out.coveredBytes = out.blocks.last?.end ?? 0
+        var out = snapshot()
         if out.coveredBytes > 0 { (out.headHash, out.tailHash) = LogIndex.prefixHashes(bytes, covered: Int(out.coveredBytes)) }
         return out
     }
+
+    /// The index so far, without its hashes.
+    public func snapshot() -> LogIndex {
+        var out = index
+        if current.end > current.start { out.blocks.append(current) }
+        out.coveredBytes = out.blocks.last?.end ?? 0
+        return out
+    }
+
+    /// Blocks completed so far.
+    public var completedBlocks: Int { index.blocks.count }
 
     private mutating func bit(forType t: UInt16) -> UInt64 {
         if let n = typeNumbers[t] { return 1 << UInt64(n) }
@@ -368,5 +377,99 @@ public struct LogIndexBuilder {
         if v.first == UInt8(ascii: "(") { return [Array(v)] }
         guard let d = AuditText.unhex(Array(v)) else { return [Array(v)] }
         return d.split(separator: 0x01).map { Array($0) }
+    }
+}
+
+/// contidd's sidecar index, kept as the host log writes: fed every byte written, it rewrites
+/// `audit.log.cidx` each time a block is complete and when the log rotates (then the sidecars
+/// move with their logs: `audit.log.1.cidx` is `audit.log.1`'s). A log it did not see from its
+/// first byte (contidd started on a log that had lines, or an outside rotation) gets no index
+/// until the next rotation: search then reads that file whole.
+public final class LogIndexWriter: HostLogObserver {
+    public let logPath: String
+    let blockBytes: UInt64
+    var builder: LogIndexBuilder
+    var enabled: Bool
+    var expected = 0          // the file offset the next write should start at
+    var partial: [UInt8] = [] // a line not yet ended
+    var head: [UInt8] = []    // the file's first 64 KiB (of whole lines)
+    var tail: [UInt8] = []    // the last 64 KiB or more of whole lines
+    var written = 0           // blocks in the sidecar on disk
+    /// The last error writing the sidecar (not fatal: search reads the log whole without it).
+    public private(set) var lastError: Error?
+
+    public init(logPath: String, existingSize: Int, blockBytes: UInt64 = 1 << 20) {
+        self.logPath = logPath
+        self.blockBytes = blockBytes
+        builder = LogIndexBuilder(blockBytes: blockBytes)
+        enabled = existingSize == 0
+    }
+
+    public func wrote(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        guard enabled, offset == expected else { enabled = false; return }
+        expected = offset + bytes.count
+        var start = 0
+        while start < bytes.count {
+            guard let nl = bytes[start...].firstIndex(of: 0x0A) else {
+                partial += bytes[start...]
+                break
+            }
+            let lineStart = offset + start - partial.count
+            partial += bytes[start..<nl]
+            partial.withUnsafeBytes { builder.add(line: $0, offset: UInt64(lineStart)) }
+            remember(partial)
+            partial.removeAll(keepingCapacity: true)
+            start = nl + 1
+        }
+        if builder.completedBlocks > written { save() }
+    }
+
+    private func remember(_ line: [UInt8]) {
+        if head.count < LogIndex.hashWindow { head += line.prefix(LogIndex.hashWindow - head.count); if head.count < LogIndex.hashWindow { head.append(0x0A) } }
+        tail += line
+        tail.append(0x0A)
+        if tail.count > 2 * LogIndex.hashWindow { tail.removeFirst(tail.count - LogIndex.hashWindow) }
+    }
+
+    /// Writes the sidecar for what the log holds so far.
+    public func save() {
+        guard enabled else { return }
+        var index = builder.snapshot()
+        guard index.coveredBytes > 0 else { return }
+        let covered = Int(index.coveredBytes)
+        let h = Array(head.prefix(min(covered, LogIndex.hashWindow)))
+        let t = Array(tail.suffix(min(covered, LogIndex.hashWindow)))
+        index.headHash = h.withUnsafeBytes { LogIndex.fnv($0) }
+        index.tailHash = t.withUnsafeBytes { LogIndex.fnv($0) }
+        do {
+            try index.write(to: LogIndex.sidecarPath(logPath))
+            written = builder.completedBlocks
+        } catch { lastError = error }
+    }
+
+    public func rotated(path: String, numLogs: Int) {
+        // The log is already path.1: its sidecar is written, then moved as the logs were.
+        save()
+        let side = LogIndex.sidecarPath(path)
+        unlink("\(path).\(numLogs - 1).cidx")
+        var k = numLogs - 2
+        while k >= 1 { rename("\(path).\(k).cidx", "\(path).\(k + 1).cidx"); k -= 1 }
+        if enabled { rename(side, "\(path).1.cidx") } else { unlink(side) }
+        reset(enabled: true)
+    }
+
+    public func reopened(size: Int) {
+        unlink(LogIndex.sidecarPath(logPath))
+        reset(enabled: size == 0)
+    }
+
+    private func reset(enabled: Bool) {
+        builder = LogIndexBuilder(blockBytes: blockBytes)
+        self.enabled = enabled
+        expected = 0
+        partial.removeAll()
+        head.removeAll()
+        tail.removeAll()
+        written = 0
     }
 }

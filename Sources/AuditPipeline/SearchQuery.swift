@@ -49,8 +49,13 @@ public struct SearchQuery: Sendable {
     /// lines holding none are never parsed beyond their header. Empty: every event is a candidate.
     /// The most selective option's strings are taken (options are ANDed, so any one will do).
     public func needles(labelIDs: [[UInt8]] = []) -> [[UInt8]] {
-        if let contid { return [contid.bytes] }
-        if label != nil { return labelIDs.isEmpty ? [Array("contid=".utf8)] : labelIDs }
+        // A chain names its innermost container after `contid=` (or after a comma, for the
+        // later chains of a NETFILTER_PKT list), its parents after `^`.
+        func chainNeedles(_ id: [UInt8]) -> [[UInt8]] {
+            [Array("contid=".utf8) + id, [UInt8(ascii: ",")] + id] + (nested ? [[UInt8(ascii: "^")] + id] : [])
+        }
+        if let contid { return chainNeedles(contid.bytes) }
+        if label != nil { return labelIDs.isEmpty ? [Array("contid=".utf8)] : labelIDs.flatMap(chainNeedles) }
         if let key {
             // Keys are written quoted, or hex-encoded when several or unsafe (joined by 0x01).
             return [key, Array(AuditText.hex(key).utf8)]

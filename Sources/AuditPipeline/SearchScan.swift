@@ -83,7 +83,9 @@ public final class MappedLog {
 /// Finds needles in a buffer: memchr for each needle's rarest byte (by the buffer's own byte
 /// counts), memcmp to confirm. A line holds a needle when the next hit lies before its end.
 struct NeedleFinder {
-    struct Needle { var bytes: [UInt8]; var pivot: Int; var next: Int }
+    /// `pivot`: the offset of the needle's rarest byte (memchr looks for it); `second`: the next
+    /// rarest, compared before memcmp is called.
+    struct Needle { var bytes: [UInt8]; var pivot: Int; var second: Int; var next: Int }
     var needles: [Needle]
     let buffer: UnsafeRawBufferPointer
 
@@ -93,8 +95,8 @@ struct NeedleFinder {
         let sample = min(buffer.count, 1 << 20)
         for i in 0..<sample { counts[Int(buffer[i])] += 1 }
         needles = list.filter { !$0.isEmpty }.map { n in
-            let pivot = n.indices.min { counts[Int(n[$0])] < counts[Int(n[$1])] }!
-            return Needle(bytes: n, pivot: pivot, next: -1)
+            let order = n.indices.sorted { counts[Int(n[$0])] < counts[Int(n[$1])] }
+            return Needle(bytes: n, pivot: order[0], second: order.count > 1 ? order[1] : order[0], next: -1)
         }
     }
 
@@ -116,13 +118,15 @@ struct NeedleFinder {
         guard let base = buffer.baseAddress else { return Int.max / 2 }
         let count = n.bytes.count
         let pivotByte = Int32(n.bytes[n.pivot])
+        let second = n.second, secondByte = n.bytes[n.second]
         var i = from + n.pivot
         let last = buffer.count - count + n.pivot
         return n.bytes.withUnsafeBytes { nb in
             while i <= last {
                 guard let p = memchr(base + i, pivotByte, last - i + 1) else { return Int.max / 2 }
                 let at = base.distance(to: UnsafeRawPointer(p)) - n.pivot
-                if memcmp(base + at, nb.baseAddress!, count) == 0 { return at }
+                if base.load(fromByteOffset: at + second, as: UInt8.self) == secondByte,
+                   memcmp(base + at, nb.baseAddress!, count) == 0 { return at }
                 i = at + n.pivot + 1
             }
             return Int.max / 2

@@ -31,6 +31,8 @@ public final class Daemon {
     private var registrar: Registrar!
     private var ledger: OwnRecordLedger!
     private var log: HostLogWriter!
+    /// The host log's sidecar index (`audit.log.cidx`), kept as it writes.
+    private var logIndex: LogIndexWriter?
     private var events: LiveEventPath!
     private var server: RegistrationServer?
     private var loop: EventLoop!
@@ -68,6 +70,8 @@ public final class Daemon {
         log = try HostLogWriter(directory: configuration.logDirectory, format: configuration.logFormat,
                                 maxFileBytes: configuration.maxLogFileMB << 20, numLogs: configuration.numLogs,
                                 flush: configuration.flush, frequency: configuration.frequency)
+        logIndex = LogIndexWriter(logPath: log.path, existingSize: log.currentSize)
+        log.observer = logIndex
         registry = state.loadRegistry { key in ProcFS().startTime(pid: key.pid) == key.start }
         tracker = ProcessTracker(registry: registry, events: try ProcConnectorEvents(), processes: ProcFS(), clock: clock,
                                  graceMilliseconds: configuration.graceMilliseconds)
@@ -318,6 +322,7 @@ public final class Daemon {
         reportLosses(always: true)
         Log.info(statusLine())
         log.close()
+        logIndex?.save()
         source.close()
         control.close()
     }

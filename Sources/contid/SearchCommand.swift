@@ -69,6 +69,9 @@ struct SearchOptions: ParsableArguments {
           help: "Report progress (bytes, MB/s, ETA) on standard error. Default: on when standard error is a terminal.")
     var progress: Bool = isatty(2) == 1
 
+    @Flag(name: .long, help: "Print what the scan read on standard error: bytes read and skipped, lines, events, matches.")
+    var stats = false
+
     @Argument(help: "Log files, in order; '-' reads standard input. None: --log-dir, else contidd's configured log directory.")
     var files: [String] = []
 
@@ -233,6 +236,10 @@ func runSearch(query q: SearchQuery, inputs: [String], options: SearchOptions, s
         if selection != nil, selection!.spans.isEmpty { ranges = [] }
         scan.scan(log, ranges: ranges)
         meter?.finish()
+    }
+    if options.stats {
+        let c = scan.counters
+        out.diagnostic("contid: read=\(c.bytes) skipped=\(c.skippedBytes) lines=\(c.lines) events=\(c.events) matched=\(c.matched) errors=\(c.errors)")
     }
     return (scan.counters.matched, failed, scan.counters)
 }

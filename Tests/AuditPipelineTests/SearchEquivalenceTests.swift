@@ -311,4 +311,27 @@ import TestSupport
         #expect(errs.first?.hasPrefix("\(path):2: column 1:") == true, "\(errs)")
         #expect(errs.last?.hasPrefix("\(path):3: column ") == true, "\(errs)")
     }
+
+    @Test func reportCountsEachContainersEventsAndRegistrationsAsTheGroundTruthHasThem() throws {
+        let g = try Self.generate([])
+        defer { removeTree(g.dir) }
+        let truth = try Truth(g.truth)
+        let r = try contid(["report", "--no-progress", "--format", "csv", g.log])
+        #expect(r.status == 0, "\(r.err)")
+        var rows: [String: String] = [:]
+        for line in r.out.split(separator: "\n") {
+            let cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            if cells.count == 4 { rows[cells[0] + "|" + cells[1] + "|" + cells[2]] = cells[3] }
+        }
+        for c in truth.containers.prefix(5) {
+            let events = truth.events.filter { $0.chain.first == c.id }.count
+            let holders = truth.containers.filter { $0.id == c.id }.count
+            // Its events with a CONTAINER_ID, its registrations, its CONTAINER_INFO and drop events.
+            #expect(rows["\(c.id)|events|"] == "\(events + 3 * holders)", "\(c.id)")
+            #expect(rows["\(c.id)|registrations|"] == "\(holders)", "\(c.id)")
+        }
+        let text = try contid(["report", "--no-progress", g.log, "--contid", "\(truth.containers[0].id)"])
+        #expect(text.out.contains("Container \(truth.containers[0].id): "))
+        #expect(!text.out.contains("Host (no container)"))
+    }
 }
