@@ -88,9 +88,12 @@ struct NeedleFinder {
     struct Needle { var bytes: [UInt8]; var pivot: Int; var second: Int; var next: Int }
     var needles: [Needle]
     let buffer: UnsafeRawBufferPointer
+    /// Searches end here: the end of the byte range being read (the index skips the rest).
+    private(set) var limit: Int
 
     init(_ list: [[UInt8]], in buffer: UnsafeRawBufferPointer) {
         self.buffer = buffer
+        limit = buffer.count
         var counts = [Int](repeating: 0, count: 256)
         let sample = min(buffer.count, 1 << 20)
         for i in 0..<sample { counts[Int(buffer[i])] += 1 }
@@ -101,6 +104,12 @@ struct NeedleFinder {
     }
 
     var isEmpty: Bool { needles.isEmpty }
+
+    /// Reads the range that ends at `end` next: earlier hits are forgotten.
+    mutating func start(rangeEndingAt end: Int) {
+        limit = end
+        for k in needles.indices { needles[k].next = -1 }
+    }
 
     /// True when some needle occurs in [start, end). Lines must be asked about in order.
     @inline(__always)
@@ -120,7 +129,7 @@ struct NeedleFinder {
         let pivotByte = Int32(n.bytes[n.pivot])
         let second = n.second, secondByte = n.bytes[n.second]
         var i = from + n.pivot
-        let last = buffer.count - count + n.pivot
+        let last = limit - count + n.pivot
         return n.bytes.withUnsafeBytes { nb in
             while i <= last {
                 guard let p = memchr(base + i, pivotByte, last - i + 1) else { return Int.max / 2 }
@@ -240,6 +249,7 @@ public final class SearchScan {
         var lineNumber = 0
         var lastProgress = 0
         for range in all {
+            finder.start(rangeEndingAt: range.upperBound)
             var start = range.lowerBound
             let end = range.upperBound
             while start < end {
