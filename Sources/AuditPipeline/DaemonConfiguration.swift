@@ -40,6 +40,8 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public var socketMode: UInt32 = 0o666
     /// Which kernel rules contidd adds for its own state (netlink source only).
     public var trackingRules: TrackingRules = .namespaces
+    /// Our record types in the log by name (CONTAINER_OP) or as UNKNOWN[2900], for stock ausearch/aureport.
+    public var recordTypeNames: OwnTypeForm = .name
 
     public init() {}
 
@@ -49,7 +51,7 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public static let keys: [String] = [
         "source", "log_dir", "run_dir", "state_dir", "rules_dir", "log_format", "max_log_file", "num_logs",
         "flush", "freq", "backlog_limit", "grace_ms", "snapshot_interval", "batch_ms", "report_interval", "socket_mode",
-        "tracking_rules",
+        "tracking_rules", "record_type_names",
     ]
 
     /// Applies a configuration file's text over the current values. All bad lines are
@@ -111,6 +113,7 @@ public struct DaemonConfiguration: Equatable, Sendable {
         case "batch_ms": batchMilliseconds = try number(0...100)
         case "report_interval": reportInterval = try number(0...86_400)
         case "tracking_rules": trackingRules = try oneOf(TrackingRules.self)
+        case "record_type_names": recordTypeNames = try oneOf(OwnTypeForm.self)
         case "socket_mode":
             guard let m = UInt32(value, radix: 8), m <= 0o777 else {
                 throw ValueError(reason: "socket_mode takes an octal mode such as 0666, not \"\(value)\"")

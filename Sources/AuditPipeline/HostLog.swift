@@ -191,6 +191,8 @@ public final class HostLogWriter {
     private var reopenWanted = false
     /// Told of every write and rotation (contidd's sidecar index).
     public weak var observer: HostLogObserver?
+    /// How contid's own record types are written (`record_type_names`).
+    public var ownTypeForm: OwnTypeForm = .name
 
     /// `maxFileBytes` 0 means never rotate. `numLogs` counts audit.log itself (at least 2 to rotate).
     public init(directory: String, format: HostLogFormat = .raw, maxFileBytes: Int = 8 << 20, numLogs: Int = 5,
@@ -280,7 +282,11 @@ public final class HostLogWriter {
         if buffer.count + bytes > maxBufferBytes {
             recordsDropped += lines
         } else {
+            let before = buffer.count
             append()
+            if ownTypeForm == .numeric, let numeric = buffer.withUnsafeBytes({ OwnTypeForm.numeric(UnsafeRawBufferPointer(rebasing: $0[before...])) }) {
+                buffer.replaceSubrange(before..., with: numeric)
+            }
             recordsWritten += lines
             recordsSinceSync += lines
         }

@@ -70,6 +70,7 @@ public final class Daemon {
         log = try HostLogWriter(directory: configuration.logDirectory, format: configuration.logFormat,
                                 maxFileBytes: configuration.maxLogFileMB << 20, numLogs: configuration.numLogs,
                                 flush: configuration.flush, frequency: configuration.frequency)
+        log.ownTypeForm = configuration.recordTypeNames
         logIndex = LogIndexWriter(logPath: log.path, existingSize: log.currentSize)
         log.observer = logIndex
         registry = state.loadRegistry { key in ProcFS().startTime(pid: key.pid) == key.start }

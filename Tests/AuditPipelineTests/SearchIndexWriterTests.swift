@@ -30,3 +30,32 @@ import TestSupport
         }
     }
 }
+
+@Suite struct OwnTypeFormTests {
+    @Test func numericFormWritesOurTypesAsUnknownAndLeavesTheKernelsAlone() throws {
+        let dir = makeTemporaryDirectory("own-types")
+        defer { removeTree(dir) }
+        let log = try HostLogWriter(directory: dir)
+        log.ownTypeForm = .numeric
+        try log.write(try AuditRecord(parsing: "type=CONTAINER_OP msg=audit(1700000000.000:5): op=set opid=1 contid=7 old-contid=-1 res=1"))
+        try log.write(try AuditRecord(parsing: "node=h1 type=CONTAINER_INFO msg=audit(1700000000.000:6): opid=1 contid=7 labels=\"a=b\""))
+        try log.write(try AuditRecord(parsing: "type=SYSCALL msg=audit(1700000000.000:7): arch=c000003e syscall=2 comm=\"type=CONTAINER_OP\""))
+        try log.write(try AuditRecord(parsing: "type=UNKNOWN[2907] msg=audit(1700000000.000:8): dest=\"host\" lost=1"))
+        log.close()
+        #expect(fileContents(dir + "/audit.log") == """
+            type=UNKNOWN[2900] msg=audit(1700000000.000:5): op=set opid=1 contid=7 old-contid=-1 res=1
+            node=h1 type=UNKNOWN[2908] msg=audit(1700000000.000:6): opid=1 contid=7 labels="a=b"
+            type=SYSCALL msg=audit(1700000000.000:7): arch=c000003e syscall=2 comm="type=CONTAINER_OP"
+            type=UNKNOWN[2907] msg=audit(1700000000.000:8): dest="host" lost=1
+
+            """)
+    }
+
+    @Test func theSettingIsReadFromTheConfiguration() {
+        var c = DaemonConfiguration()
+        #expect(c.recordTypeNames == .name)
+        #expect(c.apply("record_type_names = numeric\n", file: "t.conf").isEmpty)
+        #expect(c.recordTypeNames == .numeric)
+        #expect(c.apply("record_type_names = hex\n", file: "t.conf").map(\.description) == ["t.conf:1: record_type_names is one of name, numeric, not \"hex\""])
+    }
+}
