@@ -122,21 +122,32 @@ struct NeedleFinder {
         return any
     }
 
+    /// The first offset >= from of needle k, or a value past the buffer. Sixteen positions at a
+    /// time: the needle's two rarest bytes compared at their offsets (SIMD), memcmp for the rest.
     func find(_ k: Int, from: Int) -> Int {
         let n = needles[k]
         guard let base = buffer.baseAddress else { return Int.max / 2 }
         let count = n.bytes.count
-        let pivotByte = Int32(n.bytes[n.pivot])
-        let second = n.second, secondByte = n.bytes[n.second]
-        var i = from + n.pivot
-        let last = limit - count + n.pivot
+        let p1 = n.pivot, p2 = n.second
+        let b1 = SIMD16<UInt8>(repeating: n.bytes[p1]), b2 = SIMD16<UInt8>(repeating: n.bytes[p2])
+        let last = limit - count  // the last position a match may start at
+        var i = max(0, from)
+        let reach = max(p1, p2) + 16
         return n.bytes.withUnsafeBytes { nb in
+            while i + reach <= limit, i <= last {
+                let m = (base.loadUnaligned(fromByteOffset: i + p1, as: SIMD16<UInt8>.self) .== b1)
+                    .& (base.loadUnaligned(fromByteOffset: i + p2, as: SIMD16<UInt8>.self) .== b2)
+                if any(m) {
+                    for lane in 0..<16 where m[lane] {
+                        let at = i + lane
+                        if at <= last, memcmp(base + at, nb.baseAddress!, count) == 0 { return at }
+                    }
+                }
+                i += 16
+            }
             while i <= last {
-                guard let p = memchr(base + i, pivotByte, last - i + 1) else { return Int.max / 2 }
-                let at = base.distance(to: UnsafeRawPointer(p)) - n.pivot
-                if base.load(fromByteOffset: at + second, as: UInt8.self) == secondByte,
-                   memcmp(base + at, nb.baseAddress!, count) == 0 { return at }
-                i = at + n.pivot + 1
+                if memcmp(base + i, nb.baseAddress!, count) == 0 { return i }
+                i += 1
             }
             return Int.max / 2
         }
@@ -245,7 +256,7 @@ public final class SearchScan {
         let buf = log.bytes
         guard let base = buf.baseAddress else { return }
         var finder = NeedleFinder(needleList, in: buf)
-        let all = ranges ?? [0..<buf.count]
+        let all = ranges ?? window(buf, &finder) ?? [0..<buf.count]
         var lineNumber = 0
         var lastProgress = 0
         for range in all {
@@ -257,7 +268,7 @@ public final class SearchScan {
                 let stop = nlp.map { base.distance(to: UnsafeRawPointer($0)) } ?? end
                 lineNumber += 1
                 if stop > start {
-                    line(base, start, stop, &finder, log: log, lineNumber: ranges == nil ? lineNumber : nil)
+                    line(base, start, stop, &finder, log: log, lineNumber: all.count == 1 && all[0].lowerBound == 0 ? lineNumber : nil)
                 }
                 start = stop + 1
                 if start - lastProgress >= 64 << 20 { lastProgress = start; onProgress?(start) }
@@ -279,8 +290,7 @@ public final class SearchScan {
         case .success(let v): h = v
         case .failure(let e):
             counters.errors += 1
-            let at = lineNumber.map { "\($0)" } ?? "byte \(start)"
-            diagnostic("\(log.path):\(at): \(e)")
+            diagnostic("\(log.path):\(lineNumber ?? Self.lineNumber(at: start, in: log.bytes)): \(e)")
             return
         }
         let ms = h.time.totalMilliseconds
@@ -311,6 +321,80 @@ public final class SearchScan {
         } else {
             order.append((slot, h.serial, ms))
         }
+    }
+
+    /// The line number of the line starting at `offset` (errors found while only ranges are read).
+    static func lineNumber(at offset: Int, in buf: UnsafeRawBufferPointer) -> Int {
+        guard let base = buf.baseAddress else { return 1 }
+        var n = 1, i = 0
+        while i < offset, let p = memchr(base + i, 0x0A, offset - i) {
+            n += 1
+            i = base.distance(to: UnsafeRawPointer(p)) + 1
+        }
+        return n
+    }
+
+    static let chunkBytes = 64 << 10
+
+    /// Without an index: the parts of the log around the needle's hits, when they are under
+    /// half of it (else nil: all of it). A chunk of 64 KiB is read when it holds a hit, is next
+    /// to one that does, or lies within 3 s of a hit's stamp by the stamps of the chunks' first
+    /// lines: every record of a hit's event has its stamp, and ausearch ends an event at the first
+    /// record 2 s later, so the event's records are all inside. The chunks start at line starts.
+    func window(_ buf: UnsafeRawBufferPointer, _ finder: inout NeedleFinder) -> [Range<Int>]? {
+        guard !finder.isEmpty, let base = buf.baseAddress, buf.count >= 16 * Self.chunkBytes else { return nil }
+        // Chunk starts (line starts) and the stamp of the line there.
+        var starts: [Int] = [0]
+        var i = Self.chunkBytes
+        while i < buf.count {
+            guard let p = memchr(base + i, 0x0A, buf.count - i) else { break }
+            let s = base.distance(to: UnsafeRawPointer(p)) + 1
+            if s < buf.count, s > starts.last! { starts.append(s) }
+            i = max(s, starts.last! + Self.chunkBytes)
+        }
+        func stamp(_ at: Int) -> UInt64? {
+            let e = memchr(base + at, 0x0A, buf.count - at).map { base.distance(to: UnsafeRawPointer($0)) } ?? buf.count
+            guard case .success(let h) = RecordScanner.scan(UnsafeRawBufferPointer(rebasing: buf[at..<e])) else { return nil }
+            return h.time.totalMilliseconds
+        }
+        var stamps: [UInt64] = []
+        stamps.reserveCapacity(starts.count)
+        for s in starts { stamps.append(stamp(s) ?? stamps.last ?? 0) }
+        func chunk(_ offset: Int) -> Int {
+            var lo = 0, hi = starts.count
+            while lo + 1 < hi { let m = (lo + hi) / 2; if starts[m] <= offset { lo = m } else { hi = m } }
+            return lo
+        }
+        var read = [Bool](repeating: false, count: starts.count)
+        var marked = 0
+        func mark(_ c: Int) { if !read[c] { read[c] = true; marked += 1 } }
+        for k in finder.needles.indices {
+            var at = finder.find(k, from: 0)
+            while at < buf.count {
+                let c = chunk(at)
+                if !read[c] {
+                    var ls = at
+                    while ls > 0, buf[ls - 1] != 0x0A { ls -= 1 }
+                    let t = stamp(ls) ?? stamps[c]
+                    var lo = c, hi = c
+                    if lo > 0 { lo -= 1 }
+                    while lo > 0, stamps[lo] + 3000 >= t { lo -= 1 }
+                    if hi + 1 < starts.count { hi += 1 }
+                    while hi + 1 < starts.count, stamps[hi + 1] <= t + 3000 { hi += 1 }
+                    for j in lo...hi { mark(j) }
+                    if marked * 2 > starts.count { return nil }
+                }
+                // The rest of this chunk is read anyway: the next hit that matters is beyond it.
+                let next = c + 1 < starts.count ? starts[c + 1] : buf.count
+                at = finder.find(k, from: max(at + 1, next))
+            }
+        }
+        var out: [Range<Int>] = []
+        for c in read.indices where read[c] {
+            let r = starts[c]..<(c + 1 < starts.count ? starts[c + 1] : buf.count)
+            if let l = out.last, l.upperBound == r.lowerBound { out[out.count - 1] = l.lowerBound..<r.upperBound } else { out.append(r) }
+        }
+        return out
     }
 
     /// An event whose first record has one of these types is complete at once, as ausearch

@@ -172,7 +172,7 @@ import TestSupport
 
     @Test(.enabled(if: haveAusearch))
     func searchEqualsAusearchOnAGeneratedTrailWithOurTypesAsUnknown() throws {
-        let g = try Self.generate(["--numeric"])
+        let g = try Self.generate(["--numeric"], megabytes: "12")
         defer { removeTree(g.dir) }
         var qs = try queries(for: g.log)
         qs.append(Query(ausearch: ["-m", "2900"], contid: ["-m", "CONTAINER_OP"]))
