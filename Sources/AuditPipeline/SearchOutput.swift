@@ -88,6 +88,9 @@ public final class SearchPrinter: SearchSink {
             if let v = Int(f.rawValue), let e = ErrnoName.name(abs(v)) { return e }
         case "ses":
             if f.rawValue == "4294967295" { return "unset" }
+        case "res" where r.type == .configChange || r.type == .login || r.type.isContidRange:
+            if f.rawValue == "1" { return "yes" }
+            if f.rawValue == "0" { return "no" }
         case "proctitle":
             if f.form != .quoted, let b = AuditText.unhex(Array(f.rawValue.utf8)) {
                 return String(decoding: b.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)

@@ -54,65 +54,71 @@ public final class SearchReport: SearchSink {
         // The event's container: its CONTAINER_ID chain, else the one our own records name.
         var chain: UnsafeRawBufferPointer?
         var own: UnsafeRawBufferPointer?
-        for r in records {
-            if r.type == .containerID { chain = value("contid", r); break }
-            if r.type == .containerOp { own = value("contid", r).flatMap { $0.elementsEqual("-1".utf8) ? nil : $0 } ?? value("old-contid", r) }
-            if r.type == .containerInfo || r.type == .containerLost { own = value("contid", r) }
+        for r in records where r.type.isContidRange {
+            let b = Self.body(r)
+            if r.type == .containerID { chain = value("contid", b); break }
+            if r.type == .containerOp { own = value("contid", b).flatMap { $0.elementsEqual("-1".utf8) ? nil : $0 } ?? value("old-contid", b) }
+            if r.type == .containerInfo || r.type == .containerLost { own = value("contid", b) }
         }
         let ids = chain ?? own
         if let only {
             guard let ids, Self.chain(ids, holds: only, nested: nested) else { return }
         }
         let name = ids.map { Self.innermost($0) } ?? "host"
-        var c = containers[name] ?? Container()
+        var c = containers.removeValue(forKey: name) ?? Container()  // unique: mutated without a copy
         c.events += 1
         summary.events += 1
         if summary.first == nil || time < summary.first! { summary.first = time }
         if summary.last == nil || summary.last! < time { summary.last = time }
         for r in records {
             c.recordsByType[r.type.rawValue, default: 0] += 1
+            let b: UnsafeRawBufferPointer
+            switch r.type {
+            case .syscall, .path, .configChange, .userLogin, .userAuth, .containerOp, .containerLost: b = Self.body(r)
+            default: b = UnsafeRawBufferPointer(start: nil, count: 0)
+            }
             switch r.type {
             case .syscall:
-                let failed = value("success", r).map { $0.elementsEqual("no".utf8) } ?? false
+                let failed = value("success", b).map { $0.elementsEqual("no".utf8) } ?? false
                 if failed {
                     summary.failedSyscalls += 1
-                    if let e = value("exit", r).flatMap({ FieldScanner.decimal($0) }), e < 0 { c.failedSyscalls[Int(-e), default: 0] += 1 }
+                    if let e = value("exit", b).flatMap({ FieldScanner.decimal($0) }), e < 0 { c.failedSyscalls[Int(-e), default: 0] += 1 }
                 }
-                if let exe = value("exe", r) {
+                if let exe = value("exe", b) {
                     let h = Self.hash(exe)
                     summary.executables.insert(h)
                     if let old = c.executables[h] { c.executables[h] = (old.name, old.count + 1) } else { c.executables[h] = (Array(exe), 1) }
                 }
-                if let v = value("comm", r) { summary.commands.insert(Self.hash(v)) }
-                if let v = value("auid", r) { summary.users.insert(Self.hash(v)) }
-                if let v = value("tty", r) { summary.terminals.insert(Self.hash(v)) }
-                if let v = value("pid", r) { summary.pids.insert(Self.hash(v)) }
-                if let v = value("key", r), !v.elementsEqual("(null)".utf8) { summary.keys.insert(Self.hash(v)) }
+                if let v = value("comm", b) { summary.commands.insert(Self.hash(v)) }
+                if let v = value("auid", b) { summary.users.insert(Self.hash(v)) }
+                if let v = value("tty", b) { summary.terminals.insert(Self.hash(v)) }
+                if let v = value("pid", b) { summary.pids.insert(Self.hash(v)) }
+                if let v = value("key", b), !v.elementsEqual("(null)".utf8) { summary.keys.insert(Self.hash(v)) }
             case .path:
-                if let v = value("name", r) { summary.files.insert(Self.hash(v)) }
+                if let v = value("name", b) { summary.files.insert(Self.hash(v)) }
             case .configChange:
                 summary.configChanges += 1
-                if let v = value("key", r), !v.elementsEqual("(null)".utf8) { summary.keys.insert(Self.hash(v)) }
+                if let v = value("key", b), !v.elementsEqual("(null)".utf8) { summary.keys.insert(Self.hash(v)) }
             case .userLogin:
                 summary.logins += 1
-                if let v = value("res", r), v.starts(with: "failed".utf8) { summary.failedLogins += 1 }
+                if let v = value("res", b), v.starts(with: "failed".utf8) { summary.failedLogins += 1 }
             case .userAuth:
                 summary.authentications += 1
-                if let v = value("res", r), v.starts(with: "failed".utf8) { summary.failedAuthentications += 1 }
+                if let v = value("res", b), v.starts(with: "failed".utf8) { summary.failedAuthentications += 1 }
             case .avc, .userAVC:
                 summary.avcs += 1
             case .containerOp:
-                let op = value("op", r)
+                let op = value("op", b)
                 guard op.map({ $0.elementsEqual("set".utf8) || $0.starts(with: "set-suppressed".utf8) }) == true else { break }
-                if value("res", r).map({ $0.elementsEqual("1".utf8) }) == true {
+                if value("res", b).map({ $0.elementsEqual("1".utf8) }) == true {
                     c.registrations += 1
                 } else {
-                    let e = value("errno", r).map { String(decoding: $0, as: UTF8.self) } ?? "?"
-                    let n = value("count", r).flatMap { FieldScanner.decimal($0) }.map(Int.init) ?? 1
+                    let e = value("errno", b).map { String(decoding: $0, as: UTF8.self) } ?? "?"
+                    let n = value("count", b).flatMap { FieldScanner.decimal($0) }.map(Int.init) ?? 1
                     c.refusals[e, default: 0] += n
                 }
             case .containerLost:
-                if let n = value("lost", r).flatMap({ FieldScanner.decimal($0) }) { c.lost += Int(n) }
+                if let n = value("lost", b).flatMap({ FieldScanner.decimal($0) }) { c.lost += Int(n) }
             default:
                 if (2100...2199).contains(r.type.rawValue) || (1700...1799).contains(r.type.rawValue) { summary.anomalies += 1 }
             }
@@ -120,17 +126,17 @@ public final class SearchReport: SearchSink {
         containers[name] = c
     }
 
-    func value(_ name: StaticString, _ r: SearchRecord) -> UnsafeRawBufferPointer? {
-        guard case .success(let h) = RecordScanner.scan(r.line) else { return nil }
-        let body = UnsafeRawBufferPointer(rebasing: r.line[Int(h.bodyStart)..<Int(h.bodyEnd)])
-        return FieldScanner.valueRange(of: name, in: body).map { UnsafeRawBufferPointer(rebasing: body[$0]) }
+    /// A record's body (after the stamp, before any ENRICHED part).
+    static func body(_ r: SearchRecord) -> UnsafeRawBufferPointer {
+        guard case .success(let h) = RecordScanner.scan(r.line) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(rebasing: r.line[Int(h.bodyStart)..<Int(h.bodyEnd)])
     }
 
-    static func hash(_ b: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for c in b { h = (h ^ UInt64(c)) &* 0x100_0000_01b3 }
-        return h
+    func value(_ name: StaticString, _ body: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        FieldScanner.valueRange(of: name, in: body).map { UnsafeRawBufferPointer(rebasing: body[$0]) }
     }
+
+    static func hash(_ b: UnsafeRawBufferPointer) -> UInt64 { LogIndex.fnv(b) }
 
     static func innermost(_ chain: UnsafeRawBufferPointer) -> String {
         let end = chain.firstIndex(of: UInt8(ascii: ",")) ?? chain.count
