@@ -334,4 +334,23 @@ import TestSupport
         #expect(text.out.contains("Container \(truth.containers[0].id): "))
         #expect(!text.out.contains("Host (no container)"))
     }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/aureport")),
+          arguments: ["captured-linux-6.18-raw.log", "captured-linux-6.18-enriched.log"])
+    func reportSummaryCountsEqualAureports(_ name: String) throws {
+        let path = Corpus.root.appendingPathComponent(name).path
+        let a = try run("/usr/sbin/aureport", ["-if", path, "--summary"], env: ["TZ": "UTC", "LC_ALL": "C"])
+        let c = try contid(["report", "--no-progress", path])
+        func counts(_ text: String) -> [String: String] {
+            var out: [String: String] = [:]
+            for line in text.split(separator: "\n") where line.hasPrefix("Number of ") {
+                let kv = line.split(separator: ":", maxSplits: 1)
+                if kv.count == 2 { out[String(kv[0])] = kv[1].trimmingCharacters(in: .whitespaces) }
+            }
+            return out
+        }
+        let ours = counts(c.out), theirs = counts(a.out)
+        #expect(ours.count == 16)
+        for (k, v) in ours { #expect(theirs[k] == v, "\(name): \(k): contid \(v), aureport \(theirs[k] ?? "none")") }
+    }
 }
