@@ -353,4 +353,28 @@ import TestSupport
         #expect(ours.count == 16)
         for (k, v) in ours { #expect(theirs[k] == v, "\(name): \(k): contid \(v), aureport \(theirs[k] ?? "none")") }
     }
+
+    @Test func interpretedAndJSONFormsNameWhatAusearchNames() throws {
+        let dir = makeTemporaryDirectory("search-forms")
+        defer { removeTree(dir) }
+        let path = dir + "/i.log"
+        try """
+            type=SYSCALL msg=audit(1700000000.123:7): arch=c000003e syscall=257 success=no exit=-13 a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=5 auid=4294967295 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="cat" exe="/usr/bin/cat" key="etc"
+            type=PROCTITLE msg=audit(1700000000.123:7): proctitle=636174002F6574632F736861646F77
+            type=CONTAINER_ID msg=audit(1700000000.123:7): record=1 contid=4,^2
+
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let i = try contid(["search", "--no-progress", "--format", "interpreted", path, "-k", "etc"])
+        #expect(i.out == """
+            ----
+            type=SYSCALL msg=audit(11/14/2023 22:13:20.123:7) : arch=x86_64 syscall=openat success=no exit=EACCES(Permission denied) a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=5 auid=unset uid=root gid=root euid=root suid=root fsuid=root egid=root sgid=root fsgid=root tty=(none) ses=unset comm=cat exe=/usr/bin/cat key=etc
+            type=PROCTITLE msg=audit(11/14/2023 22:13:20.123:7) : proctitle=cat /etc/shadow
+            type=CONTAINER_ID msg=audit(11/14/2023 22:13:20.123:7) : record=1 contid=4,^2
+
+            """)
+        let j = try contid(["search", "--no-progress", "--format", "json", path, "--contid", "2", "--nested"])
+        #expect(j.out.hasPrefix("{\"node\":null,\"serial\":7,\"time\":\"1700000000.123\",\"contid\":\"4,^2\",\"records\":[{\"type\":\"SYSCALL\""))
+        #expect(j.out.contains("\"proctitle\":\"cat\\u0000/etc/shadow\"") || j.out.contains("\"proctitle\":\"cat"))
+        #expect(try contid(["search", "--no-progress", path, "--contid", "2"]).status == 1)
+    }
 }
