@@ -31,6 +31,8 @@ public final class Daemon {
     private var registrar: Registrar!
     private var ledger: OwnRecordLedger!
     private var log: HostLogWriter!
+    /// The host log's sidecar index (`audit.log.cidx`), kept as it writes.
+    private var logIndex: LogIndexWriter?
     private var events: LiveEventPath!
     private var server: RegistrationServer?
     private var loop: EventLoop!
@@ -68,6 +70,9 @@ public final class Daemon {
         log = try HostLogWriter(directory: configuration.logDirectory, format: configuration.logFormat,
                                 maxFileBytes: configuration.maxLogFileMB << 20, numLogs: configuration.numLogs,
                                 flush: configuration.flush, frequency: configuration.frequency)
+        log.ownTypeForm = configuration.recordTypeNames
+        logIndex = LogIndexWriter(logPath: log.path, existingSize: log.currentSize)
+        log.observer = logIndex
         registry = state.loadRegistry { key in ProcFS().startTime(pid: key.pid) == key.start }
         tracker = ProcessTracker(registry: registry, events: try ProcConnectorEvents(), processes: ProcFS(), clock: clock,
                                  graceMilliseconds: configuration.graceMilliseconds)
@@ -327,6 +332,7 @@ public final class Daemon {
         Log.info(statusLine())
         events.flush()
         log.close()
+        logIndex?.save()
         source.close()
         control.close()
     }
