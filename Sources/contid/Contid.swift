@@ -13,7 +13,7 @@ struct Contid: ParsableCommand {
             """,
         subcommands: [
             SetCommand.self, GetCommand.self, CapContIDCommand.self, PsCommand.self, StatusCommand.self,
-            ReplayCommand.self,
+            ReplayCommand.self, IngestCommand.self,
         ])
 
     /// `contid --run-dir DIR set ...`: given before the subcommand, it reaches the subcommand's own group.
