@@ -1,4 +1,5 @@
 #if os(Linux)
+import CAuditLinux
 import Glibc
 import SystemPackage
 
