@@ -18,7 +18,7 @@ struct Contid: ParsableCommand {
         subcommands: [
             SetCommand.self, GetCommand.self, CapContIDCommand.self, PsCommand.self, StatusCommand.self,
             ReplayCommand.self, OCIHookCommand.self, HookConfigCommand.self, DemoCommand.self,
-            SearchCommand.self, IndexCommand.self, ReportCommand.self,
+            SearchCommand.self, IndexCommand.self, ReportCommand.self, IngestCommand.self,
         ])
 
     /// `contid oci-hook` as hook-config installs it runs without the argument parser:
