@@ -14,6 +14,9 @@ command -v bc >/dev/null || need+=(bc)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
 command -v perl >/dev/null || need+=(perl)
+# The fleet store's tests run ClickHouse servers of their own (scripts/clickhouse-fleet.sh).
+command -v clickhouse-server >/dev/null || need+=(clickhouse-server clickhouse-client)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
