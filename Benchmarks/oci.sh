@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `contid oci-hook` adds to a container's start: start-to-exit time of a trivial
 # runc container (busybox-static `true`) with and without the hook in config.json,
-# RUNS pairs (default 50), interleaved in one run (each pair in a random order), against
+# and with /bin/true as the hook (the floor of any hook here), RUNS triples (default 50),
+# interleaved in one run (each triple in a random order), against
 # a private release contidd. Prints the medians, the median of the paired differences
 # and its interquartile range, and the target: under 5 ms added. STATIC=1 runs the hook
 # from a contid linked with a static Swift runtime (--static-swift-stdlib; about half
@@ -41,7 +42,9 @@ mkdir -p "$work/rootfs/bin" "$work/rootfs/proc" "$work/rootfs/dev" "$work/rootfs
 cp "$(readlink -f /bin/busybox)" "$work/rootfs/bin/busybox"
 ln -s busybox "$work/rootfs/bin/true"
 hook=$("$hook_contid" hook-config --runtime runc --run-dir "$work/run")
-for kind in plain hooked; do
+# A third bundle whose createRuntime hook is /bin/true: what any hook costs here (the
+# runtime forks and execs it and waits), the floor under contid's figure.
+for kind in plain hooked noop; do
   mkdir -p "$work/$kind"
   ln -s ../rootfs "$work/$kind/rootfs"
   runc spec --bundle "$work/$kind"
@@ -54,6 +57,8 @@ c["process"]["args"] = ["/bin/true"]
 c["root"]["path"] = os.path.realpath(os.path.join(os.path.dirname(path), "rootfs"))
 if os.environ["KIND"] == "hooked":
     c["hooks"] = json.loads(os.environ["HOOK"])["hooks"]
+if os.environ["KIND"] == "noop":
+    c["hooks"] = {"createRuntime": [{"path": "/bin/true"}]}
 json.dump(c, open(path, "w"))
 PY
 done
@@ -61,16 +66,18 @@ done
 echo "oci.sh: $runs pairs of runc run (busybox true), with and without contid oci-hook ($hook_contid), interleaved" >&2
 perl -MTime::HiRes=time -e '
   my ($runs, $work) = @ARGV;
-  my (@plain, @hooked);
+  my (@plain, @hooked, @noop);
   sub once { my ($kind, $id) = @_;
     my $t0 = time;
     system("runc", "--root", "$work/runc", "run", "--bundle", "$work/$kind", $id) == 0
       or die "runc run $kind failed\n";
     return (time - $t0) * 1000; }
-  once("plain", "warm-p"); once("hooked", "warm-h");   # page cache, first contidd request
+  once("plain", "warm-p"); once("hooked", "warm-h"); once("noop", "warm-n");   # page cache, first contidd request
   for my $i (1..$runs) {
-    my @order = rand() < 0.5 ? ("plain", "hooked") : ("hooked", "plain");
-    for my $k (@order) { my $ms = once($k, "b-$k-$i"); if ($k eq "plain") { push @plain, $ms } else { push @hooked, $ms } }
+    my @order = ("plain", "hooked", "noop");
+    for my $j (reverse 1..$#order) { my $r = int(rand($j + 1)); @order[$j, $r] = @order[$r, $j]; }
+    for my $k (@order) { my $ms = once($k, "b-$k-$i");
+      if ($k eq "plain") { push @plain, $ms } elsif ($k eq "hooked") { push @hooked, $ms } else { push @noop, $ms } }
   }
   sub quantile { my ($p, @v) = @_; @v = sort { $a <=> $b } @v; my $x = $p * $#v; my $lo = int($x);
     return $v[$lo] + ($x - $lo) * (($v[$lo + 1] // $v[$lo]) - $v[$lo]); }
@@ -81,6 +88,11 @@ perl -MTime::HiRes=time -e '
   printf "added by contid oci-hook: median of %d paired differences %.2f ms, IQR %.2f ms (%.2f to %.2f)\n",
     scalar(@d), $m, quantile(0.75, @d) - quantile(0.25, @d), quantile(0.25, @d), quantile(0.75, @d);
   printf "target: under 5 ms added: %s\n", $m < 5 ? "met" : "NOT met";
+  my @n = map { $noop[$_] - $plain[$_] } 0..$#plain;
+  my @c = map { $hooked[$_] - $noop[$_] } 0..$#plain;
+  printf "a hook that is /bin/true adds: median %.2f ms, IQR %.2f ms (the floor of any hook on this machine)\n",
+    quantile(0.5, @n), quantile(0.75, @n) - quantile(0.25, @n);
+  printf "contid oci-hook over /bin/true: median %.2f ms, IQR %.2f ms\n", quantile(0.5, @c), quantile(0.75, @c) - quantile(0.25, @c);
 ' "$runs" "$work"
 registered=$(grep -c 'op=set .*res=1' "$work/log/audit.log" || true)
 echo "registrations in contidd's log: $registered (expected $((runs + 1)))"
