@@ -157,14 +157,16 @@ public final class Daemon {
             handleSignals()
             return false
         }
-        loop.add(stream: true, descriptor: { [unowned self] in source.pollDescriptor }) { [unowned self, unowned loop] in
+        loop.add(rests: { true }, descriptor: { [unowned self] in source.pollDescriptor }) { [unowned self, unowned loop] in
             let read = readSource()
             if read, source.lastDatagrams < Self.smallBatch { loop.quiet(forMilliseconds: configuration.batchMilliseconds) }
             return read
         }
-        // The connector is read at once even during a quiet spell: a fork is read from /proc
-        // (start time, pid namespace) while the child still lives.
-        loop.add(descriptor: { [unowned self] in tracker.descriptor }) { [unowned self] in
+        // The connector rests with the stream, except while a container has a pid namespace
+        // of its own: then a fork is read at once, while the child still lives to be read
+        // from /proc (its pid namespace: joins).
+        loop.add(rests: { [unowned self] in !registry.hasOwnPIDNamespaces },
+                 descriptor: { [unowned self] in tracker.descriptor }) { [unowned self] in
             tracker.drain()
             return false
         }

@@ -5,19 +5,19 @@ import LinuxAudit
 /// in the order it was added, and housekeeping when the stream is idle or at least
 /// every `housekeepingMilliseconds` under load. Nothing here knows what a part does.
 ///
-/// Batching without latency: after a read that found few records, the stream part (the
-/// audit source) ask for a quiet spell (`quiet(forMilliseconds:)`,
-/// contidd's `batch_ms`) so that the records the kernel sends one datagram at a time are
-/// read in batches. During it only the other parts are polled: a registration (an OCI
-/// hook that holds up a container's start) or a signal is served at once, never after
-/// a sleep.
+/// Batching without latency: after a read that found few records, the audit source asks
+/// for a quiet spell (`quiet(forMilliseconds:)`, contidd's `batch_ms`) so that the records
+/// the kernel sends one datagram at a time are read in batches. During it the parts that
+/// rest (the audit source; the proc connector unless something needs forks read at once)
+/// are not polled, and the others are: a registration (an OCI hook that holds up a
+/// container's start) or a signal is served at once, never after a sleep.
 final class EventLoop {
     private struct Part {
         var register: (inout PollSet) -> Void
         /// Serves what poll reported; true when the part read audit records.
         var service: (PollSet) -> Bool
-        /// Not polled during a quiet spell.
-        var stream: Bool
+        /// True when the part is not polled during a quiet spell (asked each round).
+        var rests: () -> Bool
     }
 
     private let clock: TimeSource
@@ -27,6 +27,7 @@ final class EventLoop {
     private var set = PollSet()
     /// Until then (monotonic ms) the stream parts are not polled.
     private var quietUntil: UInt64 = 0
+    private var resting: [Bool] = []
     /// Runs with `idle` true when no part read records this round.
     var housekeeping: (_ idle: Bool) -> Void = { _ in }
     /// Runs at the end of every round (the host log's flush).
@@ -39,14 +40,15 @@ final class EventLoop {
     }
 
     /// A part with any number of descriptors.
-    func add(stream: Bool = false, register: @escaping (inout PollSet) -> Void, service: @escaping (PollSet) -> Bool) {
-        parts.append(Part(register: register, service: service, stream: stream))
+    func add(rests: @escaping () -> Bool = { false }, register: @escaping (inout PollSet) -> Void,
+             service: @escaping (PollSet) -> Bool) {
+        parts.append(Part(register: register, service: service, rests: rests))
     }
 
     /// A part with one descriptor (asked again each round; negative: not polled).
-    func add(stream: Bool = false, descriptor: @escaping () -> Int32, onReady: @escaping () -> Bool) {
+    func add(rests: @escaping () -> Bool = { false }, descriptor: @escaping () -> Int32, onReady: @escaping () -> Bool) {
         var index = -1
-        add(stream: stream, register: { set in index = set.add(descriptor(), events: Int16(POLLIN)) },
+        add(rests: rests, register: { set in index = set.add(descriptor(), events: Int16(POLLIN)) },
             service: { set in set.revents(index) != 0 ? onReady() : false })
     }
 
@@ -72,7 +74,9 @@ final class EventLoop {
         let start = clock.monotonicMilliseconds
         let quiet = start < quietUntil
         set.removeAll()
-        for p in parts where !(quiet && p.stream) { p.register(&set) }
+        resting.removeAll(keepingCapacity: true)
+        for p in parts { resting.append(quiet && p.rests()) }
+        for (i, p) in parts.enumerated() where !resting[i] { p.register(&set) }
         let timeout = quiet ? Int32(clamping: quietUntil - start) : pollTimeoutMilliseconds
         let ready: Int
         do { ready = try set.wait(timeoutMilliseconds: timeout) } catch {
@@ -82,7 +86,7 @@ final class EventLoop {
         }
         var busy = false
         if ready > 0 {
-            for p in parts where !(quiet && p.stream) && p.service(set) { busy = true }
+            for (i, p) in parts.enumerated() where !resting[i] && p.service(set) { busy = true }
         }
         let now = clock.monotonicMilliseconds
         // A quiet spell is not idleness: the stream only rests.

@@ -20,7 +20,7 @@ import Testing
         let loop = EventLoop(clock: clock)
         let stream = Pipe(), registrations = Pipe()
         var streamReads = 0, registrationReads = 0, idleHousekeeping = 0
-        loop.add(stream: true, descriptor: { stream.fds[0] }) { [unowned loop] in
+        loop.add(rests: { true }, descriptor: { stream.fds[0] }) { [unowned loop] in
             stream.take()
             streamReads += 1
             loop.quiet(forMilliseconds: 50)
