@@ -118,6 +118,21 @@ public struct NamespaceHandle: Hashable, Sendable {
     public var handle: [UInt8] { Array(bytes[8...]) }
 
     static let capacity = 128
+    /// FILEID_NSFS: the handle type of nsfs (6.18).
+    public static let nsfsHandleType: Int32 = 0xF1
+
+    /// The namespace's 64-bit id from an nsfs handle (the NS_GET_ID value), nil for
+    /// another layout.
+    public var nsid: UInt64? {
+        guard handleType == Self.nsfsHandleType, bytes.count >= 8 + 16 else { return nil }
+        return bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }
+    }
+
+    /// The namespace's inode from an nsfs handle, nil for another layout.
+    public var inode: UInt64? {
+        guard handleType == Self.nsfsHandleType, bytes.count >= 8 + 16 else { return nil }
+        return UInt64(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 20, as: UInt32.self) })
+    }
 
     /// The handle of PID's namespace of `kind`; nil when nsfs does not support
     /// file handles on this kernel.

@@ -1,0 +1,115 @@
+import AuditCodec
+import ContainerEngine
+import Glibc
+import LinuxAudit
+
+// Namespace destruction (SPEC §6 NS_DESTROY, facts §6): the registry says when a
+// namespace lost its last known user; a bind mount (`ip netns add`) or an open
+// descriptor may keep it alive. Each namespace gets an nsfs file handle when it is
+// first seen (it does not pin the namespace); a candidate is reported destroyed
+// when open_by_handle_at answers ESTALE. The check's cost grows with the number
+// of candidates, never with the number of processes.
+
+/// What the kernel says about namespaces, behind a protocol so tests substitute it.
+protocol NamespaceProbe {
+    /// A handle and the 64-bit id of `pid`'s namespace of `kind` (nil where the kernel
+    /// has neither); throws when the process is gone.
+    func identify(pid: Int32, _ kind: NamespaceKind) throws -> (handle: NamespaceHandle?, nsid: UInt64?)
+    func liveness(_ handle: NamespaceHandle) -> NamespaceHandle.Liveness
+}
+
+struct KernelNamespaceProbe: NamespaceProbe {
+    func identify(pid: Int32, _ kind: NamespaceKind) throws -> (handle: NamespaceHandle?, nsid: UInt64?) {
+        // One open: on 6.18 the nsfs handle carries the id (u64 ns_id, u32 type, u32 inode).
+        let handle = try NamespaceHandle.of(pid: pid, kind)
+        if let handle, let nsid = handle.nsid { return (handle, nsid) }
+        return (handle, (try? NamespaceID.uniqueID(pid: pid, kind)) ?? nil)
+    }
+
+    func liveness(_ handle: NamespaceHandle) -> NamespaceHandle.Liveness { handle.liveness() }
+}
+
+final class NamespaceWatch {
+    struct Known {
+        var handle: NamespaceHandle?
+        var nsid: UInt64?
+    }
+
+    private struct Key: Hashable {
+        var kind: NamespaceKind
+        var inode: UInt64
+    }
+
+    private let registry: ContainerRegistry
+    private let probe: NamespaceProbe
+    private var known: [Key: Known] = [:]
+    /// Namespaces without a known user, waiting for their handle to go stale.
+    private var candidates: [Key] = []
+
+    private(set) var destroyed = 0
+    /// Candidates that could not be confirmed (no handle): reported when unused, as
+    /// without a handle nothing better is known.
+    private(set) var unconfirmed = 0
+
+    init(registry: ContainerRegistry, probe: NamespaceProbe = KernelNamespaceProbe()) {
+        self.registry = registry
+        self.probe = probe
+        registry.confirmsNamespaceDestruction = true
+        registry.namespaceIdentifier = { [unowned self] kind, inode in known[Key(kind: kind, inode: inode)]?.nsid }
+    }
+
+    var knownCount: Int { known.count }
+    var candidateCount: Int { candidates.count }
+
+    /// Names every namespace of `pid` the first time it is seen (a handle and an id:
+    /// two opens per new namespace, none for one seen before).
+    func learn(pid: Int32, _ set: NamespaceSet) {
+        for kind in NamespaceKind.allCases where set[kind] != 0 {
+            let key = Key(kind: kind, inode: set[kind])
+            guard known[key] == nil else { continue }
+            guard let (handle, nsid) = try? probe.identify(pid: pid, kind) else { continue }
+            // The process may have moved between the stat and the open: keep only a
+            // handle of the namespace that was read (its inode is in the handle).
+            if let handle, let inode = handle.inode, inode != key.inode { continue }
+            known[key] = Known(handle: handle, nsid: nsid)
+        }
+    }
+
+    /// Takes the registry's new candidates and checks all of them: still unused and
+    /// gone -> NS_DESTROY. Returns whether a record was produced.
+    @discardableResult
+    func check() -> Bool {
+        for c in registry.takeUnusedNamespaces() { candidates.append(Key(kind: c.kind, inode: c.inode)) }
+        guard !candidates.isEmpty else { return false }
+        var produced = false
+        var kept: [Key] = []
+        var seen = Set<Key>()
+        for key in candidates where seen.insert(key).inserted {
+            if registry.isNamespaceInUse(key.kind, inode: key.inode) { continue }
+            let entry = known[key]
+            let gone: Bool
+            if let handle = entry?.handle {
+                switch probe.liveness(handle) {
+                case .alive: gone = false
+                case .gone: gone = true
+                case .unknown:
+                    unconfirmed += 1
+                    gone = true
+                }
+            } else {
+                unconfirmed += 1
+                gone = true
+            }
+            if gone {
+                registry.namespaceDestroyed(key.kind, inode: key.inode, nsid: entry?.nsid)
+                known[key] = nil
+                destroyed += 1
+                produced = true
+            } else {
+                kept.append(key)
+            }
+        }
+        candidates = kept
+        return produced
+    }
+}
