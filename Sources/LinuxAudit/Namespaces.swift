@@ -118,6 +118,21 @@ public struct NamespaceHandle: Hashable, Sendable {
     public var handle: [UInt8] { Array(bytes[8...]) }
 
     static let capacity = 128
+
+    /// A handle from its parts (as `handleType` and `handle` gave them).
+    public init(kind: NamespaceKind, handleType: Int32, handle: [UInt8]) {
+        var bytes = [UInt8](repeating: 0, count: 8)
+        bytes.withUnsafeMutableBytes {
+            $0.storeBytes(of: UInt32(handle.count), toByteOffset: 0, as: UInt32.self)
+            $0.storeBytes(of: handleType, toByteOffset: 4, as: Int32.self)
+        }
+        self.init(kind: kind, bytes: bytes + handle)
+    }
+
+    init(kind: NamespaceKind, bytes: [UInt8]) {
+        self.kind = kind
+        self.bytes = bytes
+    }
     /// FILEID_NSFS: the handle type of nsfs (6.18).
     public static let nsfsHandleType: Int32 = 0xF1
 
