@@ -216,6 +216,17 @@ public final class ContainerRegistry {
                           old: old, new: new)
     }
 
+    /// The namespaces `pid` is the last known user of (checked at its EXIT, before the
+    /// exit is applied: a namespace already gone is reported without waiting).
+    public func namespacesOnlyUsed(by pid: Int32) -> [(kind: NamespaceKind, inode: UInt64)] {
+        guard let e = processes[pid], e.namespaces != 0 else { return [] }
+        let set = namespaces[e.namespaces]
+        return NamespaceKind.allCases.compactMap { kind in
+            let key = NamespaceKey(type: kind, inode: set[kind])
+            return set[kind] != 0 && namespaces.isOnlyUser(e.namespaces, of: key) ? (kind, set[kind]) : nil
+        }
+    }
+
     /// The namespaces known for `pid` (0 where unknown), nil when it is not tracked.
     public func namespaces(of pid: Int32) -> NamespaceSet? {
         processes[pid].map { namespaces[$0.namespaces] }

@@ -306,6 +306,7 @@ public final class Daemon {
             + " namespace_syscalls=\(tracker.namespaceSyscalls) namespaces_unread=\(tracker.namespacesUnread)"
             + " namespaces_known=\(namespaceWatch.knownCount) namespace_candidates=\(namespaceWatch.candidateCount)"
             + " namespaces_destroyed=\(namespaceWatch.destroyed) namespaces_unconfirmed=\(namespaceWatch.unconfirmed)"
+            + " namespace_probes=\(namespaceWatch.probes)"
     }
 
     private func reportLosses(always: Bool) {

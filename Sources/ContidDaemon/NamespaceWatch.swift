@@ -45,6 +45,13 @@ final class NamespaceWatch {
     private var known: [Key: Known] = [:]
     /// Namespaces without a known user, waiting for their handle to go stale.
     private var candidates: [Key] = []
+    /// Namespaces whose last known user's EXIT was seen but not yet applied (exits are
+    /// held for the grace period): checked until `checks` runs out; one already gone
+    /// is reported then, and not again when its last user is released.
+    private var exiting: [Key: Int] = [:]
+    private var reported: Set<Key> = []
+    /// Liveness probes made (one open_by_handle_at each).
+    private(set) var probes = 0
 
     private(set) var destroyed = 0
     /// Candidates that could not be confirmed (no handle): reported when unused, as
@@ -75,24 +82,58 @@ final class NamespaceWatch {
         }
     }
 
+    /// The last known user of these namespaces exited (its EXIT is held back).
+    func lastUserExited(_ keys: [(kind: NamespaceKind, inode: UInt64)]) {
+        for k in keys where known[Key(kind: k.kind, inode: k.inode)]?.handle != nil {
+            exiting[Key(kind: k.kind, inode: k.inode)] = Self.exitingChecks
+        }
+    }
+
+    /// How many checks an exiting process's namespace gets before its exit is applied
+    /// (then it is an ordinary candidate): 40 checks of 250 ms cover the 2 s grace.
+    static let exitingChecks = 40
+
+    private func isGone(_ handle: NamespaceHandle) -> Bool? {
+        probes += 1
+        switch probe.liveness(handle) {
+        case .alive: return false
+        case .gone: return true
+        case .unknown: return nil
+        }
+    }
+
     /// Takes the registry's new candidates and checks all of them: still unused and
     /// gone -> NS_DESTROY. Returns whether a record was produced.
     @discardableResult
     func check() -> Bool {
         for c in registry.takeUnusedNamespaces() { candidates.append(Key(kind: c.kind, inode: c.inode)) }
-        guard !candidates.isEmpty else { return false }
         var produced = false
+        for (key, left) in exiting {
+            if let handle = known[key]?.handle, isGone(handle) == true {
+                registry.namespaceDestroyed(key.kind, inode: key.inode, nsid: known[key]?.nsid)
+                known[key] = nil
+                reported.insert(key)
+                destroyed += 1
+                produced = true
+                exiting[key] = nil
+            } else {
+                exiting[key] = left > 1 ? left - 1 : nil
+            }
+        }
+        guard !candidates.isEmpty else { return produced }
         var kept: [Key] = []
         var seen = Set<Key>()
         for key in candidates where seen.insert(key).inserted {
             if registry.isNamespaceInUse(key.kind, inode: key.inode) { continue }
+            if reported.remove(key) != nil { continue }  // reported at its last user's EXIT
+            exiting[key] = nil
             let entry = known[key]
             let gone: Bool
             if let handle = entry?.handle {
-                switch probe.liveness(handle) {
-                case .alive: gone = false
-                case .gone: gone = true
-                case .unknown:
+                switch isGone(handle) {
+                case false?: gone = false
+                case true?: gone = true
+                case nil:
                     unconfirmed += 1
                     gone = true
                 }

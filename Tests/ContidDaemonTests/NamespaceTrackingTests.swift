@@ -202,4 +202,20 @@ import Testing
         #expect(!watch.check())
         #expect(registry.takeRecords().isEmpty)
     }
+
+    @Test func aNamespaceGoneAtItsLastUsersExitIsReportedOnceWithoutWaitingForTheHeldExit() {
+        move(200, [.net: 4026532190])
+        tracker.namespaceSyscall(Self.facts(.unshare, pid: 200, a0: 0x4000_0000))
+        _ = registry.takeRecords()
+        processes.remove(200)
+        events.exit(200)
+        tracker.drain()  // the EXIT is held for the grace period
+        #expect(watch.check())
+        #expect(registry.takeRecords().map(\.description) == ["type=NS_DESTROY ns=net ino=4026532190 ns_dev=00:04 nsid=1004"])
+        tracker.applyAllExits()
+        _ = registry.takeRecords()  // the drop
+        #expect(!watch.check())
+        #expect(registry.takeRecords().isEmpty)
+        #expect(watch.destroyed == 1)
+    }
 }
