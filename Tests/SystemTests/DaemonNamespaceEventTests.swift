@@ -20,17 +20,16 @@ extension DaemonTests {
                 busybox mkfifo $D/go1 $D/go2
                 (read x < $D/go1; exec /usr/bin/unshare --net --uts busybox sleep 60) > /dev/null 2>&1 & p=$!
                 $CONTID set $p 7501; echo "rc=$?"
-                echo "p=$p oldnet=$(stat -L -c %i /proc/$p/ns/net) olduts=$(stat -L -c %i /proc/$p/ns/uts)"
+                echo "p=$p"; echo "oldnet=$(stat -L -c %i /proc/$p/ns/net)"; echo "olduts=$(stat -L -c %i /proc/$p/ns/uts)"
                 old=$(stat -L -c %i /proc/$p/ns/net)
                 echo go > $D/go1
                 n=0; while [ "$(stat -L -c %i /proc/$p/ns/net)" = "$old" ] && [ $n -lt 500 ]; do busybox sleep 0.01; n=$((n+1)); done
-                echo "newnet=$(stat -L -c %i /proc/$p/ns/net) newuts=$(stat -L -c %i /proc/$p/ns/uts)"
+                echo "newnet=$(stat -L -c %i /proc/$p/ns/net)"; echo "newuts=$(stat -L -c %i /proc/$p/ns/uts)"
                 (read x < $D/go2; exec /usr/bin/nsenter -t $p -n -u busybox sleep 60) > /dev/null 2>&1 & q=$!
                 $CONTID set $q 7502; echo "qrc=$?"
                 echo go > $D/go2
                 n=0; while [ "$(stat -L -c %i /proc/$q/ns/net)" = "$old" ] && [ $n -lt 500 ]; do busybox sleep 0.01; n=$((n+1)); done
-                echo "q=$q qnet=$(stat -L -c %i /proc/$q/ns/net)"
-                echo "$p $q" > $D/pids
+                echo "q=$q"; echo "qnet=$(stat -L -c %i /proc/$q/ns/net)"
                 """)
             let v = Self.values(out)
             #expect(v["rc"] == "0" && v["qrc"] == "0", "\(out)")
@@ -82,7 +81,7 @@ extension DaemonTests {
                 old=$(stat -L -c %i /proc/$p/ns/net)
                 echo go > $D/go
                 n=0; while [ "$(stat -L -c %i /proc/$p/ns/net)" = "$old" ] && [ $n -lt 500 ]; do busybox sleep 0.01; n=$((n+1)); done
-                echo "p=$p net=$(stat -L -c %i /proc/$p/ns/net)"
+                echo "p=$p"; echo "net=$(stat -L -c %i /proc/$p/ns/net)"
                 /usr/sbin/ip netns attach \(name) $p; echo "attach=$?"
                 """)
             let v = Self.values(out)
