@@ -21,6 +21,7 @@ extension DaemonTests {
                 (read x < $D/go1; exec /usr/bin/unshare --net --uts busybox sleep 60) > /dev/null 2>&1 & p=$!
                 $CONTID set $p 7501; echo "rc=$?"
                 echo "p=$p"; echo "oldnet=$(stat -L -c %i /proc/$p/ns/net)"; echo "olduts=$(stat -L -c %i /proc/$p/ns/uts)"
+                for k in cgroup ipc mnt net pid time user uts; do echo "ns_$k=$(stat -L -c %i /proc/$p/ns/$k)"; done
                 old=$(stat -L -c %i /proc/$p/ns/net)
                 echo go > $D/go1
                 n=0; while [ "$(stat -L -c %i /proc/$p/ns/net)" = "$old" ] && [ $n -lt 500 ]; do busybox sleep 0.01; n=$((n+1)); done
@@ -37,6 +38,15 @@ extension DaemonTests {
             let newNet = try #require(v["newnet"]), newUTS = try #require(v["newuts"])
             #expect(newNet != v["oldnet"] && newUTS != v["olduts"] && v["qnet"] == newNet, "\(out)")
             defer { _ = try? daemon.shell("kill -9 \(p) \(q) 2>/dev/null; true") }
+
+            // NS_INFO at the registration: all eight kinds, as stat -L gives them.
+            let info = { (e: [LoggedEvent]) in Self.namespaceRecords(e, .nsInfo).first { $0["opid"] == p } }
+            #expect(try daemon.waitForLog { info($0) != nil })
+            let i = try #require(info(try daemon.events()))
+            #expect(i["contid"] == "7501" && i["ns_dev"] != nil, "\(i.line)")
+            for kind in ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"] {
+                #expect(i[kind] != nil && i[kind] == v["ns_\(kind)"], "\(kind): \(i.line)")
+            }
 
             let creates = { (e: [LoggedEvent]) in Self.namespaceRecords(e, .nsCreate).filter { $0["pid"] == p } }
             #expect(try daemon.waitForLog { creates($0).count >= 2 }, "\(daemon.logLines.suffix(20))")
