@@ -218,4 +218,23 @@ import Testing
         #expect(registry.takeRecords().isEmpty)
         #expect(watch.destroyed == 1)
     }
+
+    @Test func aLongLivedCandidateIsProbedEveryFourthCheck() {
+        move(200, [.net: 4026532190])
+        tracker.namespaceSyscall(Self.facts(.unshare, pid: 200, a0: 0x4000_0000))
+        probe.held = [4026532190]
+        processes.remove(200)
+        events.exit(200)
+        tracker.drain()
+        tracker.applyAllExits()
+        _ = registry.takeRecords()
+        let start = probe.checked
+        for _ in 0..<4 { watch.check() }
+        #expect(probe.checked - start == 4)
+        for _ in 0..<8 { watch.check() }
+        #expect(probe.checked - start == 6)
+        probe.held = []
+        for _ in 0..<4 { watch.check() }
+        #expect(registry.takeRecords().map(\.description) == ["type=NS_DESTROY ns=net ino=4026532190 ns_dev=00:04 nsid=1004"])
+    }
 }
