@@ -2,6 +2,7 @@ import AuditCodec
 import ContainerEngine
 import Glibc
 import LinuxAudit
+import SystemPackage
 
 // Namespace destruction (SPEC §6 NS_DESTROY, facts §6): the registry says when a
 // namespace lost its last known user; a bind mount (`ip netns add`) or an open
@@ -18,7 +19,13 @@ protocol NamespaceProbe {
     func liveness(_ handle: NamespaceHandle) -> NamespaceHandle.Liveness
 }
 
-struct KernelNamespaceProbe: NamespaceProbe {
+final class KernelNamespaceProbe: NamespaceProbe {
+    /// One nsfs descriptor per kind, opened at first use and kept: a check is then one
+    /// open_by_handle_at and one close.
+    private var mounts: [NamespaceKind: FileDescriptor] = [:]
+
+    deinit { for fd in mounts.values { try? fd.close() } }
+
     func identify(pid: Int32, _ kind: NamespaceKind) throws -> (handle: NamespaceHandle?, nsid: UInt64?) {
         // One open: on 6.18 the nsfs handle carries the id (u64 ns_id, u32 type, u32 inode).
         let handle = try NamespaceHandle.of(pid: pid, kind)
@@ -26,7 +33,14 @@ struct KernelNamespaceProbe: NamespaceProbe {
         return (handle, (try? NamespaceID.uniqueID(pid: pid, kind)) ?? nil)
     }
 
-    func liveness(_ handle: NamespaceHandle) -> NamespaceHandle.Liveness { handle.liveness() }
+    func liveness(_ handle: NamespaceHandle) -> NamespaceHandle.Liveness {
+        if mounts[handle.kind] == nil {
+            do { mounts[handle.kind] = try NamespaceHandle.mountDescriptor(handle.kind) } catch {
+                return .unknown((error as? LinuxAuditError)?.errno ?? .ioError)
+            }
+        }
+        return handle.liveness(mount: mounts[handle.kind]!)
+    }
 }
 
 final class NamespaceWatch {

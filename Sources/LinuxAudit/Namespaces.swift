@@ -178,9 +178,15 @@ public struct NamespaceHandle: Hashable, Sendable {
             return .unknown((error as? LinuxAuditError)?.errno ?? .ioError)
         }
         defer { try? mount.close() }
+        return liveness(mount: mount)
+    }
+
+    /// The same with an nsfs descriptor kept open by the caller (`mountDescriptor`):
+    /// one open_by_handle_at and one close per check.
+    public func liveness(mount: FileDescriptor) -> Liveness {
         var copy = bytes
         do {
-            let fd = try copy.withUnsafeMutableBytes { try Syscall.openByHandle(mount, $0, "nsfs \(kind.rawValue) handle") }
+            let fd = try copy.withUnsafeMutableBytes { try Syscall.openByHandle(mount, $0, "nsfs handle") }
             try? fd.close()
             return .alive
         } catch LinuxAuditError.syscall(_, let e) {
@@ -188,6 +194,11 @@ public struct NamespaceHandle: Hashable, Sendable {
         } catch {
             return .unknown(.ioError)
         }
+    }
+
+    /// An nsfs descriptor for `liveness(mount:)`: this process's own namespace of `kind`.
+    public static func mountDescriptor(_ kind: NamespaceKind, procRoot: String = "/proc") throws -> FileDescriptor {
+        try NamespaceID.openNamespace("\(procRoot)/self/ns/\(kind.rawValue)")
     }
 }
 #endif
