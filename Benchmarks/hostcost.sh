@@ -100,12 +100,12 @@ measure_auditd() {  # -> "rate n events"
   echo "$r $(cat "$work"/auditd/audit.log* | grep -c 'key="bench"' || true) $cpu"
 }
 
-measure_floor() {  # -> "rate n records": the kernel's own cost (same rules, a daemon that discards)
+measure_floor() {  # [--connector] -> "rate n records": the kernel's own cost (same rules, a daemon that discards)
   auditctl -e 1 -b 8192 >/dev/null
   auditctl -w "$watched" -p wa -k bench >/dev/null
   auditctl -a always,exit -F arch=b64 -S unshare,setns -k contid-track >/dev/null
   auditctl -a always,exit -F arch=b32 -S unshare,setns -k contid-track >/dev/null
-  python3 Benchmarks/audit-sink.py >"$work/sink.out" 2>&1 &
+  python3 Benchmarks/audit-sink.py "$@" >"$work/sink.out" 2>&1 &
   local pid=$!
   for _ in $(seq 50); do [ "$(auditctl -s | awk '$1 == "pid" {print $2}')" = "$pid" ] && break; sleep 0.1; done
   local r; r=$(spawner)
@@ -150,16 +150,17 @@ run_contidd() {  # BIN_DIR NAME -> "rate n events attributed"
 }
 write_auditd_conf "$work/auditd"
 rounds=${ROUNDS:-3}
-declare -a OFF FLOOR AUD NEW BASE
+declare -a OFF FLOOR CFLOOR AUD NEW BASE
 summary=""
 for round in $(seq "$rounds"); do
   read -r off_rate off_n < <(measure_off)
   read -r floor_rate floor_n floor_records < <(measure_floor)
+  read -r cfloor_rate cfloor_n cfloor_msgs < <(measure_floor --connector)
   read -r auditd_rate auditd_n auditd_events auditd_cpu < <(measure_auditd)
   read -r contidd_rate contidd_n contidd_events contidd_attr contidd_cpu < <(run_contidd "$bin" contidd) || true
   [ -n "${contidd_attr:-}" ] || { echo "round $round: the contidd run failed (above)" >&2; exit 1; }
-  line="round $round: audit off ${off_rate}/s | kernel floor ${floor_rate}/s ($floor_records records read and discarded) | auditd ${auditd_rate}/s ($auditd_events events, cpu ${auditd_cpu} s) | contidd ${contidd_rate}/s ($contidd_events events, $contidd_attr attributed to 4242, cpu ${contidd_cpu} s)"
-  OFF+=("$off_rate"); FLOOR+=("$floor_rate"); AUD+=("$auditd_rate"); NEW+=("$contidd_rate")
+  line="round $round: audit off ${off_rate}/s | kernel floor ${floor_rate}/s ($floor_records records read and discarded), with the proc connector ${cfloor_rate}/s ($cfloor_msgs messages) | auditd ${auditd_rate}/s ($auditd_events events, cpu ${auditd_cpu} s) | contidd ${contidd_rate}/s ($contidd_events events, $contidd_attr attributed to 4242, cpu ${contidd_cpu} s)"
+  OFF+=("$off_rate"); FLOOR+=("$floor_rate"); CFLOOR+=("$cfloor_rate"); AUD+=("$auditd_rate"); NEW+=("$contidd_rate")
   if [ -n "$baseline_bin" ]; then
     read -r base_rate base_n base_events base_attr base_cpu < <(run_contidd "$baseline_bin" baseline) || true
     [ -n "${base_attr:-}" ] || { echo "round $round: the baseline contidd run failed (above)" >&2; exit 1; }
@@ -172,10 +173,11 @@ done
 sum() { local t=0; for v in "$@"; do t=$((t + v)); done; echo "$t"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 off_sum=$(sum "${OFF[@]}")
-echo "spawner asking ${rate}/s for ${seconds} s, ${rounds} rounds (each: audit off, kernel floor, auditd, contidd${BASELINE:+, contidd $BASELINE}); rules: one watch (+ unshare/setns tracking rules)"
+echo "spawner asking ${rate}/s for ${seconds} s, ${rounds} rounds (each: audit off, kernel floor, floor + connector, auditd, contidd${BASELINE:+, contidd $BASELINE}); rules: one watch (+ unshare/setns tracking rules)"
 printf '%s' "$summary"
 echo "audit off:  $((off_sum / rounds))/s on average"
 echo "kernel floor: $(( $(sum "${FLOOR[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${FLOOR[@]}")" "$off_sum") (audit on with the same rules, a consumer that discards: no daemon can do better)"
+echo "  + connector: $(( $(sum "${CFLOOR[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${CFLOOR[@]}")" "$off_sum") (the same, also subscribed to the proc connector as contidd is)"
 echo "auditd:     $(( $(sum "${AUD[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${AUD[@]}")" "$off_sum")"
 echo "contidd:    $(( $(sum "${NEW[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${NEW[@]}")" "$off_sum") (target >= 0.90), to the kernel floor $(ratio "$(sum "${NEW[@]}")" "$(sum "${FLOOR[@]}")")"
 if [ -n "$baseline_bin" ]; then

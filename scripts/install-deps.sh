@@ -6,12 +6,17 @@ need=()
 command -v auditctl >/dev/null || need+=(auditd)
 command -v ausearch >/dev/null || need+=(auditd)
 command -v runc >/dev/null || need+=(runc)
+command -v podman >/dev/null || need+=(podman)
+command -v unshare >/dev/null || need+=(util-linux)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v ip >/dev/null || need+=(iproute2)
 command -v bc >/dev/null || need+=(bc)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
 command -v perl >/dev/null || need+=(perl)
+# The fleet store's tests run ClickHouse servers of their own (scripts/clickhouse-fleet.sh).
+command -v clickhouse-server >/dev/null || need+=(clickhouse-server clickhouse-client)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -33,7 +33,7 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public var snapshotInterval = 5
     /// After a read that found records, wait this long before the next one so that records
     /// arrive in batches: far fewer wakeups and syscalls at the cost of a few ms of latency.
-    public var batchMilliseconds = 2
+    public var batchMilliseconds = 4
     /// Seconds between loss reports on stderr when something was lost.
     public var reportInterval = 60
     /// Mode of the registration socket; 0666 lets unprivileged callers be refused (and recorded) by the checks.
@@ -42,6 +42,8 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public var trackingRules: TrackingRules = .namespaces
     /// A JSON-lines copy of the host log's events with their chains and labels (nil: none).
     public var jsonLog: String?
+    /// Our record types in the log by name (CONTAINER_OP) or as UNKNOWN[2900], for stock ausearch/aureport.
+    public var recordTypeNames: OwnTypeForm = .name
 
     public init() {}
 
@@ -51,7 +53,7 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public static let keys: [String] = [
         "source", "log_dir", "run_dir", "state_dir", "rules_dir", "log_format", "max_log_file", "num_logs",
         "flush", "freq", "backlog_limit", "grace_ms", "snapshot_interval", "batch_ms", "report_interval", "socket_mode",
-        "tracking_rules", "json_log",
+        "tracking_rules", "json_log", "record_type_names",
     ]
 
     /// Applies a configuration file's text over the current values. All bad lines are
@@ -114,6 +116,7 @@ public struct DaemonConfiguration: Equatable, Sendable {
         case "report_interval": reportInterval = try number(0...86_400)
         case "tracking_rules": trackingRules = try oneOf(TrackingRules.self)
         case "json_log": jsonLog = value.isEmpty || value == "none" ? nil : try path()
+        case "record_type_names": recordTypeNames = try oneOf(OwnTypeForm.self)
         case "socket_mode":
             guard let m = UInt32(value, radix: 8), m <= 0o777 else {
                 throw ValueError(reason: "socket_mode takes an octal mode such as 0666, not \"\(value)\"")

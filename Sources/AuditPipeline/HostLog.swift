@@ -151,6 +151,16 @@ public struct HostLogError: Error, CustomStringConvertible {
     public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
 }
 
+/// Told what the host log writes, where, and when it rotates (the sidecar index, LogIndex.swift).
+public protocol HostLogObserver: AnyObject {
+    /// `bytes` were written to the file at `offset`.
+    func wrote(_ bytes: UnsafeRawBufferPointer, at offset: Int)
+    /// The file was rotated: `path` is now `path.1` (older ones moved up to `path.(numLogs-1)`).
+    func rotated(path: String, numLogs: Int)
+    /// The file was opened again (after an outside rotation); it holds `size` bytes.
+    func reopened(size: Int)
+}
+
 /// Writes `DIR/audit.log`, rotating to `audit.log.1` ... `audit.log.(numLogs-1)`
 /// when the next event would pass `maxFileBytes` (auditd's `max_log_file_action = rotate`).
 /// Lines are buffered and written by `flush()`, which the daemon calls after each batch.
@@ -182,6 +192,10 @@ public final class HostLogWriter {
     /// Records that open each new file after a rotation, so that every file stands on its
     /// own: the CONTAINER_INFO of each live container (SPEC §6). Asked for at each rotation.
     public var newFileRecords: (() -> [AuditRecord])?
+    /// Told of every write and rotation (contidd's sidecar index).
+    public weak var observer: HostLogObserver?
+    /// How contid's own record types are written (`record_type_names`).
+    public var ownTypeForm: OwnTypeForm = .name
 
     /// `maxFileBytes` 0 means never rotate. `numLogs` counts audit.log itself (at least 2 to rotate).
     public init(directory: String, format: HostLogFormat = .raw, maxFileBytes: Int = 8 << 20, numLogs: Int = 5,
@@ -271,7 +285,11 @@ public final class HostLogWriter {
         if buffer.count + bytes > maxBufferBytes {
             recordsDropped += lines
         } else {
+            let before = buffer.count
             append()
+            if ownTypeForm == .numeric, let numeric = buffer.withUnsafeBytes({ OwnTypeForm.numeric(UnsafeRawBufferPointer(rebasing: $0[before...])) }) {
+                buffer.replaceSubrange(before..., with: numeric)
+            }
             recordsWritten += lines
             recordsSinceSync += lines
         }
@@ -302,6 +320,7 @@ public final class HostLogWriter {
                     if errno == EINTR { continue }
                     throw HostLogError(path: path, operation: "write", errno: errno)
                 }
+                if let observer { buffer.withUnsafeBytes { observer.wrote(UnsafeRawBufferPointer(rebasing: $0[off..<(off + n)]), at: size + off) } }
                 off += n
             }
             switch flushPolicy {
@@ -332,6 +351,7 @@ public final class HostLogWriter {
             throw error
         }
         reopenWanted = false
+        observer?.reopened(size: size)
         if old >= 0, old != fd {
             _ = fsync(old)
             Glibc.close(old)
@@ -357,6 +377,7 @@ public final class HostLogWriter {
             }
         }
         rotations += 1
+        if numLogs > 1 { observer?.rotated(path: path, numLogs: numLogs) }
         do { try open() } catch {
             reopenWanted = true
             throw error

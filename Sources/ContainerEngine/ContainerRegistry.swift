@@ -498,6 +498,20 @@ public final class ContainerRegistry {
         return true
     }
 
+    /// The exit of `pid`'s thread-group leader was seen (before it is applied, which waits
+    /// for the exit's late records): when it is a container's pid 1, its pid namespace is
+    /// dying now, and the kernel hands the same inode to the next namespace at once (three
+    /// `runc run` in a row get the same `pid:[...]`), so the namespace stops naming the
+    /// container here, not when the held exit is applied. (A leader thread that exits while
+    /// its threads go on leaves the namespace alive, and loses the container its joins.)
+    public func processExited(_ pid: Int32) {
+        guard let e = processes[pid], e.container >= 0 else { return }
+        let o = objects[e.container]
+        if o.pidNamespace != 0, o.firstPID == pid, pidNamespaceOwners[o.pidNamespace] == e.container {
+            pidNamespaceOwners[o.pidNamespace] = nil
+        }
+    }
+
     /// Whether any live container has a pid namespace of its own: only then does a
     /// fork need its pid namespace read (the host's fork cost stays as it was otherwise).
     @inline(__always)

@@ -32,6 +32,8 @@ public final class Daemon {
     private var registrar: Registrar!
     private var ledger: OwnRecordLedger!
     private var log: HostLogWriter!
+    /// The host log's sidecar index (`audit.log.cidx`), kept as it writes.
+    private var logIndex: LogIndexWriter?
     private var events: LiveEventPath!
     private var server: RegistrationServer?
     private var loop: EventLoop!
@@ -69,6 +71,9 @@ public final class Daemon {
         log = try HostLogWriter(directory: configuration.logDirectory, format: configuration.logFormat,
                                 maxFileBytes: configuration.maxLogFileMB << 20, numLogs: configuration.numLogs,
                                 flush: configuration.flush, frequency: configuration.frequency)
+        log.ownTypeForm = configuration.recordTypeNames
+        logIndex = LogIndexWriter(logPath: log.path, existingSize: log.currentSize)
+        log.observer = logIndex
         registry = state.loadRegistry { key in ProcFS().startTime(pid: key.pid) == key.start }
         tracker = ProcessTracker(registry: registry, events: try ProcConnectorEvents(), processes: ProcFS(), clock: clock,
                                  graceMilliseconds: configuration.graceMilliseconds)
@@ -158,13 +163,13 @@ public final class Daemon {
             handleSignals()
             return false
         }
-        loop.add(descriptor: { [unowned self] in source.pollDescriptor }) { [unowned self] in
+        loop.add(stream: true, descriptor: { [unowned self] in source.pollDescriptor }) { [unowned self, unowned loop] in
             let read = readSource()
-            if read, configuration.batchMilliseconds > 0, source.lastDatagrams < Self.smallBatch {
-                Pause.sleep(milliseconds: configuration.batchMilliseconds)
-            }
+            if read, source.lastDatagrams < Self.smallBatch { loop.quiet(forMilliseconds: configuration.batchMilliseconds) }
             return read
         }
+        // The connector is read at once even during a quiet spell: a fork is read from /proc
+        // (start time, pid namespace) while the child still lives.
         loop.add(descriptor: { [unowned self] in tracker.descriptor }) { [unowned self] in
             tracker.drain()
             return false
@@ -343,6 +348,7 @@ public final class Daemon {
         Log.info(statusLine())
         events.flush()
         log.close()
+        logIndex?.save()
         source.close()
         control.close()
     }

@@ -4,11 +4,20 @@ import LinuxAudit
 /// contidd's one thread: one poll(2) over every part's descriptors, each part served
 /// in the order it was added, and housekeeping when the stream is idle or at least
 /// every `housekeepingMilliseconds` under load. Nothing here knows what a part does.
+///
+/// Batching without latency: after a read that found few records, the stream part (the
+/// audit source) ask for a quiet spell (`quiet(forMilliseconds:)`,
+/// contidd's `batch_ms`) so that the records the kernel sends one datagram at a time are
+/// read in batches. During it only the other parts are polled: a registration (an OCI
+/// hook that holds up a container's start) or a signal is served at once, never after
+/// a sleep.
 final class EventLoop {
     private struct Part {
         var register: (inout PollSet) -> Void
         /// Serves what poll reported; true when the part read audit records.
         var service: (PollSet) -> Bool
+        /// Not polled during a quiet spell.
+        var stream: Bool
     }
 
     private let clock: TimeSource
@@ -16,6 +25,8 @@ final class EventLoop {
     private let housekeepingMilliseconds: UInt64
     private var parts: [Part] = []
     private var set = PollSet()
+    /// Until then (monotonic ms) the stream parts are not polled.
+    private var quietUntil: UInt64 = 0
     /// Runs with `idle` true when no part read records this round.
     var housekeeping: (_ idle: Bool) -> Void = { _ in }
     /// Runs at the end of every round (the host log's flush).
@@ -28,16 +39,25 @@ final class EventLoop {
     }
 
     /// A part with any number of descriptors.
-    func add(register: @escaping (inout PollSet) -> Void, service: @escaping (PollSet) -> Bool) {
-        parts.append(Part(register: register, service: service))
+    func add(stream: Bool = false, register: @escaping (inout PollSet) -> Void, service: @escaping (PollSet) -> Bool) {
+        parts.append(Part(register: register, service: service, stream: stream))
     }
 
     /// A part with one descriptor (asked again each round; negative: not polled).
-    func add(descriptor: @escaping () -> Int32, onReady: @escaping () -> Bool) {
+    func add(stream: Bool = false, descriptor: @escaping () -> Int32, onReady: @escaping () -> Bool) {
         var index = -1
-        add(register: { set in index = set.add(descriptor(), events: Int16(POLLIN)) },
+        add(stream: stream, register: { set in index = set.add(descriptor(), events: Int16(POLLIN)) },
             service: { set in set.revents(index) != 0 ? onReady() : false })
     }
+
+    /// The stream parts rest for `milliseconds` from now (the other parts are served meanwhile).
+    func quiet(forMilliseconds milliseconds: Int) {
+        guard milliseconds > 0 else { return }
+        quietUntil = clock.monotonicMilliseconds + UInt64(milliseconds)
+    }
+
+    /// True during a quiet spell.
+    var isQuiet: Bool { clock.monotonicMilliseconds < quietUntil }
 
     /// Runs rounds until `stop()` is true.
     func run(until stop: () -> Bool) {
@@ -49,30 +69,27 @@ final class EventLoop {
 
     /// One round: poll, serve, maybe housekeeping.
     func round(lastHousekeeping: inout UInt64) {
+        let start = clock.monotonicMilliseconds
+        let quiet = start < quietUntil
         set.removeAll()
-        for p in parts { p.register(&set) }
+        for p in parts where !(quiet && p.stream) { p.register(&set) }
+        let timeout = quiet ? Int32(clamping: quietUntil - start) : pollTimeoutMilliseconds
         let ready: Int
-        do { ready = try set.wait(timeoutMilliseconds: pollTimeoutMilliseconds) } catch {
+        do { ready = try set.wait(timeoutMilliseconds: timeout) } catch {
             Log.error("\(error)")
-            Pause.sleep(milliseconds: Int(pollTimeoutMilliseconds))
+            Pause.sleep(milliseconds: Int(timeout))
             ready = 0
         }
         var busy = false
         if ready > 0 {
-            for p in parts where p.service(set) { busy = true }
+            for p in parts where !(quiet && p.stream) && p.service(set) { busy = true }
         }
         let now = clock.monotonicMilliseconds
-        if !busy || now - lastHousekeeping >= housekeepingMilliseconds {
+        // A quiet spell is not idleness: the stream only rests.
+        if (!busy && !quiet) || now - lastHousekeeping >= housekeepingMilliseconds {
             lastHousekeeping = now
-            housekeeping(!busy)
+            housekeeping(!busy && !quiet)
         }
         afterRound()
-        if busy && coalesceMicroseconds > 0 { Pause.sleep(microseconds: coalesceMicroseconds) }
     }
-
-    /// After a round that read records, the loop waits this long before polling again, so
-    /// that the next round finds a batch rather than one record: fewer wake-ups and system
-    /// calls per record under load (contidd's CPU per spawned process -10% here), while the
-    /// kernel's backlog and the sockets' buffers hold far more than 2 ms of a fork storm.
-    var coalesceMicroseconds = 2000
 }

@@ -154,6 +154,7 @@ final class ProcessTracker {
             guard let state = registry.process(pid) else { return }
             childrenElsewhere[pid] = nil
             if let watch = namespaceWatch { watch.lastUserExited(registry.namespacesOnlyUsed(by: pid)) }
+            registry.processExited(pid)
             exits += 1
             if pendingByPID[pid] != nil { applyExit(pid: pid) }
             pendingByPID[pid] = state.process.start

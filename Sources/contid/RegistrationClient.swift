@@ -91,6 +91,13 @@ struct RegistrationClient {
         var pin: PinnedProcess?
         if let target {
             do { pin = try PinnedProcess(pid: target) } catch {
+                // A thread's id names no process (pidfd_open: ENOENT): say whose thread it is.
+                if let status = try? ProcFS().status(pid: target), status.tgid != target {
+                    throw RegistrationFailure(
+                        errno: "ESRCH",
+                        message: "\(target) is a thread of process \(status.tgid), not a process; an ID belongs to a whole process (its thread group): name process \(status.tgid)",
+                        refused: true)
+                }
                 if case .syscall(_, let e)? = error as? LinuxAuditError, e == .noSuchProcess {
                     throw RegistrationFailure(errno: "ESRCH", message: "no process \(target)", refused: true)
                 }

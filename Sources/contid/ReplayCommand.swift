@@ -133,6 +133,9 @@ final class ProgressMeter {
         var text = "\r\(path): \(Int(mb))"
         if let size, size > 0 { text += "/\(size / 1_000_000) MB (\(bytes * 100 / size)%)" } else { text += " MB" }
         if seconds > 0 { text += ", \(Int(mb / seconds)) MB/s" }
+        if !final, seconds > 0, let size, size > bytes, bytes > 0 {
+            text += ", ETA \(Int(Double(size - bytes) / (Double(bytes) / seconds)) + 1) s"
+        }
         text += final ? "\n" : "   "
         text.withCString { p in _ = Glibc.write(2, p, strlen(p)) }
     }

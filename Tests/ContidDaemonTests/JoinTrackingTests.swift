@@ -60,6 +60,21 @@ import Testing
         #expect(registry.container(7)?.members == 3)
     }
 
+    @Test func theNextContainersFirstProcessInTheReusedNamespaceInodeDoesNotJoinTheLastOne() throws {
+        try registerContainer(ownNamespace: true)
+        // The container's pid 1 exits; its exit is held (late records may still come)...
+        events.exit(100)
+        processes.remove(100)
+        tracker.drain()
+        #expect(registry.process(100) != nil, "the exit is held, not applied yet")
+        // ...and the kernel gives the same inode to the next runtime's new pid namespace at once.
+        fork(400, of: 300, start: 40, namespace: Self.containerNS, comm: "runc:[2:INIT]")
+        tracker.drain()
+        #expect(registry.chain(of: 400).description == "-1")
+        #expect(registry.takeRecords().isEmpty)
+        #expect(tracker.joins == 0)
+    }
+
     @Test func aChildGoneBeforeItsForkWasReadJoinsByItsParentsPidForChildren() throws {
         try registerContainer(ownNamespace: true)
         var nsenter = processes.table[300]!

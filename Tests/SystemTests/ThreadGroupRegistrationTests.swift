@@ -41,6 +41,33 @@ struct ThreadGroupRegistrationTests {
 
         """
 
+    @Test func aThreadsIDIsRefusedWithESRCHNamingItsProcess() throws {
+        try withDaemon(rules: { _ in "" }) { daemon, _ in
+            try write(Self.threadedProgram, to: daemon.root + "/threads.py")
+            try makeFifo(daemon.root + "/go")
+            let out = try daemon.shell("""
+                /usr/bin/python3 $D/threads.py $D > $D/py.out 2>&1 & t=$!
+                echo "t=$t"
+                i=0
+                while ! grep -q ready $D/py.out 2>/dev/null && [ $i -lt 400 ]; do busybox sleep 0.05; i=$((i+1)); done
+                tid=$(ls /proc/$t/task | grep -v "^$t$" | head -1)
+                echo "tid=$tid"
+                msg=$($CONTID set $tid 4546 2>&1); echo "rc=$?"
+                echo "msg=$msg"
+                echo "get=$($CONTID get $t)"
+                echo go > $D/go
+                wait $t
+                """)
+            let v = DaemonTests.values(out)
+            let t = try #require(v["t"]), tid = try #require(v["tid"])
+            #expect(tid != t)
+            #expect(v["rc"] == "1", "\(out)")
+            let msg = out.split(separator: "\n").first { $0.hasPrefix("msg=") }.map { String($0.dropFirst(4)) }
+            #expect(msg == "ESRCH: \(tid) is a thread of process \(t), not a process; an ID belongs to a whole process (its thread group): name process \(t)", "\(out)")
+            #expect(v["get"] == "-1", "\(out)")
+        }
+    }
+
     @Test func multiThreadedTargetRegistersAndANonLeaderThreadsSyscallCarriesTheChain() throws {
         try withDaemon(rules: { "-w \($0)/w -p wa -k \(Self.key)\n" }) { daemon, _ in
             try write(Self.threadedProgram, to: daemon.root + "/threads.py")
