@@ -26,6 +26,16 @@ public final class ContainerRegistry {
     /// Processes found in the table with another start time: they died unseen (lost exit events).
     public internal(set) var diedUnseen = 0
 
+    /// When true, a namespace no longer used by any known task is not reported at
+    /// once: it becomes a candidate (`takeUnusedNamespaces()`) that the owner confirms
+    /// dead (an nsfs handle going stale) and reports with `namespaceDestroyed`, so a
+    /// namespace held by a bind mount or an open descriptor is not reported while it
+    /// lives. Offline replay keeps the default: destroyed when unused.
+    public var confirmsNamespaceDestruction = false
+    private var unusedNamespaces: [(kind: NamespaceKind, inode: UInt64)] = []
+    /// The 64-bit id of a namespace (nsfs NS_GET_ID), appended as ` nsid=N` to NS_* records.
+    public var namespaceIdentifier: ((NamespaceKind, UInt64) -> UInt64?)? = nil
+
     public init(namespaceDevice: (major: UInt32, minor: UInt32) = (0, 4)) {
         self.namespaceDevice = namespaceDevice
         func hex2(_ v: UInt32) -> String {
@@ -165,13 +175,78 @@ public final class ContainerRegistry {
 
     private func emitDestroyed() {
         for key in unusedScratch {
-            var text = RecordText()
-            text.field("ns", raw: key.type.name)
-            text.field("ino", key.inode)
-            text.field("ns_dev", raw: namespaceDeviceText)
-            outbox.append(text.record(.nsDestroy))
+            if confirmsNamespaceDestruction {
+                unusedNamespaces.append((key.type, key.inode))
+            } else {
+                namespaceDestroyed(key.type, inode: key.inode)
+            }
         }
         unusedScratch.removeAll(keepingCapacity: true)
+    }
+
+    /// Namespaces that lost their last known user since the last call (with
+    /// `confirmsNamespaceDestruction`); one may be in use again by the time it is checked.
+    public func takeUnusedNamespaces() -> [(kind: NamespaceKind, inode: UInt64)] {
+        defer { unusedNamespaces.removeAll(keepingCapacity: true) }
+        return unusedNamespaces
+    }
+
+    /// Whether a known task uses the namespace.
+    public func isNamespaceInUse(_ kind: NamespaceKind, inode: UInt64) -> Bool {
+        namespaces.isInUse(NamespaceKey(type: kind, inode: inode))
+    }
+
+    /// `NS_DESTROY ns=.. ino=.. ns_dev=..[ nsid=..]`: the namespace is gone.
+    public func namespaceDestroyed(_ kind: NamespaceKind, inode: UInt64, nsid: UInt64? = nil) {
+        var text = RecordText()
+        text.field("ns", raw: kind.name)
+        text.field("ino", inode)
+        text.field("ns_dev", raw: namespaceDeviceText)
+        if let id = nsid ?? namespaceIdentifier?(kind, inode) { text.field("nsid", id) }
+        outbox.append(text.record(.nsDestroy))
+    }
+
+    /// unshare or setns of CLONE_NEWPID: `pid`'s children will be created in `new`
+    /// (pid_for_children), its own namespace stays. NS_CREATE (unshare) or NS_CHANGE (setns).
+    public func namespaceMovedForChildren(
+        pid: Int32, operation: NamespaceOperation, _ kind: NamespaceKind, old: UInt64, new: UInt64
+    ) {
+        guard processes[pid] != nil, old != new else { return }
+        emitNamespaceMove(operation == .setns ? .nsChange : .nsCreate, operation: operation, pid: pid, type: kind,
+                          old: old, new: new)
+    }
+
+    /// The namespaces `pid` is the last known user of (checked at its EXIT, before the
+    /// exit is applied: a namespace already gone is reported without waiting).
+    public func namespacesOnlyUsed(by pid: Int32) -> [(kind: NamespaceKind, inode: UInt64)] {
+        guard let e = processes[pid], e.namespaces != 0 else { return [] }
+        let set = namespaces[e.namespaces]
+        return NamespaceKind.allCases.compactMap { kind in
+            let key = NamespaceKey(type: kind, inode: set[kind])
+            return set[kind] != 0 && namespaces.isOnlyUser(e.namespaces, of: key) ? (kind, set[kind]) : nil
+        }
+    }
+
+    /// The namespaces known for `pid` (0 where unknown), nil when it is not tracked.
+    public func namespaces(of pid: Int32) -> NamespaceSet? {
+        processes[pid].map { namespaces[$0.namespaces] }
+    }
+
+    /// What /proc says a tracked process's namespaces are, learned without a record
+    /// (at a scan, before a registration): kinds non-zero in `set` replace the known ones.
+    public func learnNamespaces(pid: Int32, _ set: NamespaceSet) {
+        guard let e = processes[pid] else { return }
+        let old = namespaces[e.namespaces]
+        var new = old
+        for type in NamespaceKind.allCases where set[type] != 0 { new[type] = set[type] }
+        guard new != old else { return }
+        processes[pid]!.namespaces = namespaces.retain(new)
+        if new.net != old.net {
+            network.leave(old.net, object: e.container)
+            network.join(new.net, object: e.container)
+        }
+        namespaces.release(e.namespaces, unused: &unusedScratch)
+        emitDestroyed()
     }
 
     private func changeNamespaces(pid: Int32, operation: NamespaceOperation, changed: NamespaceSet) {
@@ -207,6 +282,7 @@ public final class ContainerRegistry {
         text.field("old", old)
         text.field("new", new)
         text.field("ns_dev", raw: namespaceDeviceText)
+        if let id = namespaceIdentifier?(type, new) { text.field("nsid", id) }
         outbox.append(text.record(recordType))
     }
 

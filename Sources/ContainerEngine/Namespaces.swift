@@ -77,6 +77,11 @@ struct NamespaceTable {
 
     func isInUse(_ key: NamespaceKey) -> Bool { usage[key, default: 0] > 0 }
 
+    /// Whether the process holding `index` is the only user of `key` (one set, one process).
+    func isOnlyUser(_ index: UInt32, of key: NamespaceKey) -> Bool {
+        index != 0 && users[Int(index)] == 1 && usage[key, default: 0] == 1
+    }
+
     /// One more process uses `set`; returns its index.
     mutating func retain(_ set: NamespaceSet) -> UInt32 {
         if set.isEmpty { return 0 }

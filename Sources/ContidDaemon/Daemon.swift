@@ -28,6 +28,7 @@ public final class Daemon {
     private var state: StateDirectory!
     private var registry: ContainerRegistry!
     private var tracker: ProcessTracker!
+    private var namespaceWatch: NamespaceWatch!
     private var registrar: Registrar!
     private var ledger: OwnRecordLedger!
     private var log: HostLogWriter!
@@ -76,6 +77,8 @@ public final class Daemon {
         registry = state.loadRegistry { key in ProcFS().startTime(pid: key.pid) == key.start }
         tracker = ProcessTracker(registry: registry, events: try ProcConnectorEvents(), processes: ProcFS(), clock: clock,
                                  graceMilliseconds: configuration.graceMilliseconds)
+        namespaceWatch = NamespaceWatch(registry: registry)
+        tracker.namespaceWatch = namespaceWatch
         tracker.scan()
         tracker.drain()
         registrar = Registrar(registry: registry, tracker: tracker)
@@ -150,6 +153,9 @@ public final class Daemon {
     /// batch_ms, so that records trickling in one by one (kauditd sends one datagram per
     /// record) are taken one wakeup per batch. A burst is read on at once.
     private static let smallBatch = 64
+    /// How often namespaces that lost their last known user are checked (NS_DESTROY
+    /// within this of the namespace's end; the check costs one open per candidate).
+    static let namespaceCheckMilliseconds: UInt64 = 250
 
     private func makeLoop() -> EventLoop {
         let loop = EventLoop(clock: clock)
@@ -180,6 +186,7 @@ public final class Daemon {
         var lastStatus = lastSnapshot
         var ruleChecks = 0
         var snapshotForks = 0
+        var lastNamespaceCheck = lastSnapshot
         loop.housekeeping = { [unowned self] idle in
             let now = clock.monotonicMilliseconds
             tracker.drain()
@@ -187,6 +194,11 @@ public final class Daemon {
             if idle { events.advanceIdleClock() }
             ledger.writeOverdue(all: false)
             server?.closeIdleConnections()
+            // Namespaces without a known user: NS_DESTROY once their handle is stale.
+            if now - lastNamespaceCheck >= Self.namespaceCheckMilliseconds {
+                lastNamespaceCheck = now
+                namespaceWatch.check()
+            }
             if registry.pendingRecordCount > 0 {
                 submitPendingRecords()
                 state.save(registry)
@@ -298,6 +310,10 @@ public final class Daemon {
             + " connections_closed_full=\(s.closedFull) refusals_suppressed=\(registrar.refusalsSuppressed)"
             + " malformed_requests=\(registrar.malformedRequests) log_records_dropped=\(log.recordsDropped)"
             + " joins=\(tracker.joins) pid_namespaces_unread=\(tracker.pidNamespacesUnread)"
+            + " namespace_syscalls=\(tracker.namespaceSyscalls) namespaces_unread=\(tracker.namespacesUnread)"
+            + " namespaces_known=\(namespaceWatch.knownCount) namespace_candidates=\(namespaceWatch.candidateCount)"
+            + " namespaces_destroyed=\(namespaceWatch.destroyed) namespaces_unconfirmed=\(namespaceWatch.unconfirmed)"
+            + " namespace_probes=\(namespaceWatch.probes)"
     }
 
     private func reportLosses(always: Bool) {

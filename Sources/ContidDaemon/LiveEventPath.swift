@@ -131,7 +131,10 @@ final class LiveAttribution: EventAttribution {
                 if pid > 0, registry.chainBytes(of: pid) == nil, registry.process(pid) == nil {
                     tracker.discover(pid: pid, ppid: Int32(truncatingIfNeeded: FieldScanner.integer("ppid", in: body) ?? 0))
                 }
-                return trackingKey.withUnsafeBytes { FieldScanner.has("key", value: $0, in: body) }
+                let tracking = trackingKey.withUnsafeBytes { FieldScanner.has("key", value: $0, in: body) }
+                // unshare, setns, clone with CLONE_NEW*, clone3: namespace state (NS_CREATE, NS_CHANGE).
+                if tracking { tracker.namespaceSyscall(SyscallFacts(body: body)) }
+                return tracking
             }
             if tracking { trackingEvents += 1 }
             return !tracking

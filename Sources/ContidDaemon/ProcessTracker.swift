@@ -1,3 +1,4 @@
+import AuditCodec
 import ContainerEngine
 import Glibc
 import LinuxAudit
@@ -37,6 +38,8 @@ final class ProcessTracker {
     private(set) var discoveredFromRecords = 0
     /// Set when something changed that a registry snapshot should keep.
     var changed = false
+    /// Handles of the namespaces seen, for NS_DESTROY (nil: namespaces are not read).
+    var namespaceWatch: NamespaceWatch?
 
     init(registry: ContainerRegistry, events: ProcessEventSource, processes: ProcessSource, clock: TimeSource,
          graceMilliseconds: Int) {
@@ -130,6 +133,9 @@ final class ProcessTracker {
             let start = processes.startTime(pid: childPID) ?? 0
             let child = ProcessKey(pid: childPID, start: start)
             registry.apply(.created(parent: parentTGID, child: child))
+            // The parent's children go into another pid (or time) namespace than its own
+            // (after unshare or setns of CLONE_NEWPID): only their namespaces are read at fork.
+            if !childrenElsewhere.isEmpty, childrenElsewhere[parentTGID] != nil { learnNamespaces(of: childPID) }
             // Joining by namespaces (SPEC §4): read only while some container has a pid
             // namespace of its own, so the host's forks cost nothing more otherwise.
             if registry.hasOwnPIDNamespaces { joinIfEntered(child, parent: parentTGID) }
@@ -146,6 +152,8 @@ final class ProcessTracker {
                 return
             }
             guard let state = registry.process(pid) else { return }
+            childrenElsewhere[pid] = nil
+            if let watch = namespaceWatch { watch.lastUserExited(registry.namespacesOnlyUsed(by: pid)) }
             registry.processExited(pid)
             exits += 1
             if pendingByPID[pid] != nil { applyExit(pid: pid) }
@@ -259,9 +267,16 @@ final class ProcessTracker {
                 current = byPID[c.ppid]
             }
             for c in chain.reversed() {
-                if let known = registry.process(c.pid), known.process.start == c.startTime { continue }
+                if let known = registry.process(c.pid), known.process.start == c.startTime {
+                    // Restored from a snapshot, or discovered before: name its namespaces.
+                    if let watch = namespaceWatch, let set = registry.namespaces(of: c.pid) {
+                        if set.isEmpty { learnNamespaces(of: c.pid) } else { watch.learn(pid: c.pid, set) }
+                    }
+                    continue
+                }
                 let key = ProcessKey(pid: c.pid, start: c.startTime)
-                registry.apply(.discovered(key, parent: c.ppid, threads: Int32(clamping: c.threads)))
+                registry.apply(.discovered(key, parent: c.ppid, threads: Int32(clamping: c.threads),
+                                           namespaces: readNamespaces(of: c.pid)))
                 // Born into a container's pid namespace while its FORK was missed (start, overflow).
                 if registry.hasOwnPIDNamespaces { joinIfEntered(key, parent: c.ppid) }
             }
@@ -285,7 +300,7 @@ final class ProcessTracker {
             registry.apply(.discovered(ProcessKey(pid: ppid, start: s.startTime), parent: s.ppid))
         }
         let key = ProcessKey(pid: pid, start: processes.startTime(pid: pid) ?? 0)
-        registry.apply(.discovered(key, parent: ppid))
+        registry.apply(.discovered(key, parent: ppid, namespaces: readNamespaces(of: pid)))
         if registry.hasOwnPIDNamespaces { joinIfEntered(key, parent: ppid) }
     }
 
@@ -303,6 +318,101 @@ final class ProcessTracker {
             if known(pk) { break }
             k = pk
         }
-        for (k, parent) in list.reversed() { registry.apply(.discovered(k, parent: parent)) }
+        for (k, parent) in list.reversed() {
+            registry.apply(.discovered(k, parent: parent, namespaces: readNamespaces(of: k.pid)))
+        }
     }
+
+    // MARK: namespaces (SPEC §6 NS_CREATE, NS_CHANGE, NS_DESTROY)
+
+    /// Processes whose pid_for_children or time_for_children is not their own
+    /// namespace: tgid -> the namespaces their children get.
+    private var childrenElsewhere: [Int32: NamespaceSet] = [:]
+    /// Namespace syscalls whose process was gone before its namespaces could be read.
+    private(set) var namespacesUnread = 0
+    /// Namespace syscalls seen (successful unshare, setns, clone with CLONE_NEW*, clone3).
+    private(set) var namespaceSyscalls = 0
+
+    /// /proc/PID/ns/* as a set (and named for NS_DESTROY); nil when not read or gone.
+    func readNamespaces(of pid: Int32) -> NamespaceSet? {
+        guard let watch = namespaceWatch, let ns = try? processes.namespaces(pid: pid) else { return nil }
+        let set = NamespaceSet(ns.inodes)
+        watch.learn(pid: pid, set)
+        return set
+    }
+
+    /// Reads a tracked process's namespaces into the registry, silently.
+    func learnNamespaces(of pid: Int32) {
+        guard let set = readNamespaces(of: pid) else { return }
+        registry.learnNamespaces(pid: pid, set)
+    }
+
+    /// The namespaces of a process read elsewhere (a registration's pinned read).
+    func learnNamespaces(pid: Int32, _ ns: ProcessNamespaces) {
+        let set = NamespaceSet(ns.inodes)
+        namespaceWatch?.learn(pid: pid, set)
+        registry.learnNamespaces(pid: pid, set)
+    }
+
+    /// A SYSCALL record of contidd's tracking rules: a successful unshare or setns
+    /// moved `pid` (NS_CREATE, NS_CHANGE); a clone with CLONE_NEW* flags, or a
+    /// clone3, made a child whose namespaces are compared with its parent's (NS_CREATE).
+    /// The process's /proc/PID/ns/* is read once, now; a process gone by then is counted.
+    func namespaceSyscall(_ facts: SyscallFacts) {
+        guard namespaceWatch != nil, facts.success == true, let arch = facts.arch, let number = facts.syscall,
+              let call = arch.tracked(number), let pid = facts.pid, pid > 0 else { return }
+        let flags = CloneFlags(rawValue: facts.a0 ?? 0)
+        switch call {
+        case .unshare, .setns:
+            if call == .unshare, flags.intersection(Self.namespaceFlags).isEmpty { return }
+            namespaceSyscalls += 1
+            guard registry.process(pid) != nil else { return }
+            let operation: NamespaceOperation = call == .unshare ? .unshare : .setns
+            guard let set = readNamespaces(of: pid) else {
+                namespacesUnread += 1
+                return
+            }
+            registry.apply(.namespacesChanged(pid: pid, operation: operation, namespaces: set))
+            forChildren(pid: pid, operation: operation, own: set)
+            changed = true
+        case .clone, .clone3:
+            if call == .clone, flags.intersection(Self.cloneNamespaceFlags).isEmpty { return }
+            guard let exit = facts.exit, exit > 0, let child = Int32(exactly: exit) else { return }
+            namespaceSyscalls += 1
+            // exit= is the child's pid in the caller's pid namespace: only a child the
+            // table has under this parent is the one (a caller in another pid namespace is not).
+            guard registry.process(child)?.parent == pid else { return }
+            guard let set = readNamespaces(of: child) else {
+                namespacesUnread += 1
+                return
+            }
+            registry.apply(.namespacesChanged(pid: child, operation: .clone, namespaces: set))
+            changed = true
+        default:
+            return
+        }
+    }
+
+    /// unshare or setns of CLONE_NEWPID moves only the namespace the process's children
+    /// are created in (pid_for_children): NS_CREATE/NS_CHANGE for it, and its children's
+    /// namespaces are read at fork from then on. (time_for_children: the same, not read.)
+    private func forChildren(pid: Int32, operation: NamespaceOperation, own: NamespaceSet) {
+        guard let p = try? processes.pidNamespace(pid: pid, forChildren: true), p != 0 else { return }
+        let before = childrenElsewhere[pid]?.pid ?? own.pid
+        if p != before {
+            registry.namespaceMovedForChildren(pid: pid, operation: operation, .pid, old: before, new: p)
+        }
+        if p == own.pid {
+            childrenElsewhere[pid] = nil
+        } else {
+            var children = NamespaceSet()
+            children.pid = p
+            childrenElsewhere[pid] = children
+        }
+    }
+
+    /// CLONE_NEW* bits of unshare and clone3; clone(2) without CLONE_NEWTIME (0x80 is
+    /// part of its exit signal there).
+    static let namespaceFlags: CloneFlags = [.newTime, .newNS, .newCgroup, .newUTS, .newIPC, .newUser, .newPID, .newNet]
+    static let cloneNamespaceFlags = namespaceFlags.subtracting(.newTime)
 }

@@ -242,7 +242,11 @@ final class Registrar {
                                               topology: LiveTopology(proc: proc))
             var records = registry.takeRecords()
             if let pin, let id, let ns = try? pin.verified({ try ProcessNamespaces.read(pid: $0) }) {
+                // The pinned read is the one NS_INFO (the table's may be older or incomplete).
+                records.removeAll { $0.type == .nsInfo }
                 records.append(Self.namespaceInfo(pid: target.pid, id: id, namespaces: ns))
+                tracker.learnNamespaces(pid: target.pid, ns)
+                records += registry.takeRecords()
                 // Pid 1 of its own pid namespace: whoever enters that namespace joins it.
                 if !existed, let pidNS = ns[.pid], pidNS != NamespaceKind.pid.initialInode,
                    (try? pin.verified({ try proc.status(pid: $0) }))?.isPIDNamespaceInit == true {

@@ -112,10 +112,26 @@ extension AuditRule {
         return path
     }
 
-    /// contidd's default tracking rules (`tracking_rules = namespaces`): unshare and
-    /// setns on every supported ABI.
+    /// The CLONE_NEW* bits of clone(2)'s flags (a0): mnt, cgroup, uts, ipc, user, pid,
+    /// net. CLONE_NEWTIME (0x80) is clone3-only: in clone(2) that bit is the exit signal's.
+    public static let cloneNamespaceMask: UInt32 = 0x7E02_0000
+
+    /// contidd's default tracking rules (`tracking_rules = namespaces`), on every
+    /// supported ABI: unshare and setns, and clone only when its flags ask for a new
+    /// namespace (`-F a0&0x7e020000`), so ordinary forks stay unaudited. clone3 keeps
+    /// its flags in memory the rule cannot read: a bare clone3 rule would audit most
+    /// spawns (glibc's pthread_create, posix_spawn), so it is in `fullTracking` only.
     public static func namespaceTracking(key: String = trackingKey) -> [AuditRule] {
         AuditArch.supported.map { tracking(arch: $0, syscalls: $0.namespaceSyscalls, key: key) }
+            + AuditArch.supported.compactMap { namespaceCloneTracking(arch: $0, key: key) }
+    }
+
+    /// `-a always,exit -F arch=<arch> -S clone -F a0&0x7e020000 -k <key>`.
+    public static func namespaceCloneTracking(arch: AuditArch, key: String = trackingKey) -> AuditRule? {
+        guard let clone = arch.number(of: .clone) else { return nil }
+        return AuditRule(list: .exit, action: .always, syscalls: Syscalls([clone]),
+                         fields: [Field(.arch, .equal, arch.rawValue), Field(.arg0, .bitMask, cloneNamespaceMask),
+                                  Field(.key, .equal, key)])
     }
 
     /// Every process's life (`tracking_rules = all`): clone..clone3, exec, exit_group,

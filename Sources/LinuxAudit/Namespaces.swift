@@ -119,6 +119,36 @@ public struct NamespaceHandle: Hashable, Sendable {
 
     static let capacity = 128
 
+    /// A handle from its parts (as `handleType` and `handle` gave them).
+    public init(kind: NamespaceKind, handleType: Int32, handle: [UInt8]) {
+        var bytes = [UInt8](repeating: 0, count: 8)
+        bytes.withUnsafeMutableBytes {
+            $0.storeBytes(of: UInt32(handle.count), toByteOffset: 0, as: UInt32.self)
+            $0.storeBytes(of: handleType, toByteOffset: 4, as: Int32.self)
+        }
+        self.init(kind: kind, bytes: bytes + handle)
+    }
+
+    init(kind: NamespaceKind, bytes: [UInt8]) {
+        self.kind = kind
+        self.bytes = bytes
+    }
+    /// FILEID_NSFS: the handle type of nsfs (6.18).
+    public static let nsfsHandleType: Int32 = 0xF1
+
+    /// The namespace's 64-bit id from an nsfs handle (the NS_GET_ID value), nil for
+    /// another layout.
+    public var nsid: UInt64? {
+        guard handleType == Self.nsfsHandleType, bytes.count >= 8 + 16 else { return nil }
+        return bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }
+    }
+
+    /// The namespace's inode from an nsfs handle, nil for another layout.
+    public var inode: UInt64? {
+        guard handleType == Self.nsfsHandleType, bytes.count >= 8 + 16 else { return nil }
+        return UInt64(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 20, as: UInt32.self) })
+    }
+
     /// The handle of PID's namespace of `kind`; nil when nsfs does not support
     /// file handles on this kernel.
     public static func of(pid: pid_t, _ kind: NamespaceKind, procRoot: String = "/proc") throws -> NamespaceHandle? {
@@ -148,9 +178,15 @@ public struct NamespaceHandle: Hashable, Sendable {
             return .unknown((error as? LinuxAuditError)?.errno ?? .ioError)
         }
         defer { try? mount.close() }
+        return liveness(mount: mount)
+    }
+
+    /// The same with an nsfs descriptor kept open by the caller (`mountDescriptor`):
+    /// one open_by_handle_at and one close per check.
+    public func liveness(mount: FileDescriptor) -> Liveness {
         var copy = bytes
         do {
-            let fd = try copy.withUnsafeMutableBytes { try Syscall.openByHandle(mount, $0, "nsfs \(kind.rawValue) handle") }
+            let fd = try copy.withUnsafeMutableBytes { try Syscall.openByHandle(mount, $0, "nsfs handle") }
             try? fd.close()
             return .alive
         } catch LinuxAuditError.syscall(_, let e) {
@@ -158,6 +194,11 @@ public struct NamespaceHandle: Hashable, Sendable {
         } catch {
             return .unknown(.ioError)
         }
+    }
+
+    /// An nsfs descriptor for `liveness(mount:)`: this process's own namespace of `kind`.
+    public static func mountDescriptor(_ kind: NamespaceKind, procRoot: String = "/proc") throws -> FileDescriptor {
+        try NamespaceID.openNamespace("\(procRoot)/self/ns/\(kind.rawValue)")
     }
 }
 #endif

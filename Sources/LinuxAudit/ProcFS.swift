@@ -194,6 +194,9 @@ public protocol ProcessSource: Sendable {
     /// `forChildren` the one its next children are created in (pid_for_children,
     /// which setns(CLONE_NEWPID) changes). One stat(2): it may run for each fork.
     func pidNamespace(pid: pid_t, forChildren: Bool) throws -> UInt64
+    /// Every namespace of the process (/proc/PID/ns/*, eight stat(2) calls): read at
+    /// scans, registrations and namespace syscalls, never per fork.
+    func namespaces(pid: pid_t) throws -> ProcessNamespaces
     /// The thread ids of a thread group (/proc/PID/task).
     func threads(pid: pid_t) throws -> [pid_t]
     /// Field 22 of /proc/PID/stat, nil when the process is gone. This runs for every
@@ -260,6 +263,10 @@ public struct ProcFS: ProcessSource {
 
     public func threads(pid: pid_t) throws -> [pid_t] {
         try vanishedAsESRCH { try Syscall.directoryEntries("\(root)/\(pid)/task") }.compactMap { pid_t($0) }
+    }
+
+    public func namespaces(pid: pid_t) throws -> ProcessNamespaces {
+        try ProcessNamespaces.read(pid: pid, procRoot: root)
     }
 
     public func pidNamespace(pid: pid_t, forChildren: Bool) throws -> UInt64 {

@@ -211,4 +211,33 @@ import Testing
         host.registry.apply(.namespacesChanged(pid: 611, operation: .setns, namespaces: NamespaceSet([.net: net])))
         #expect(host.registry.networkChains(netns: net).map(\.description) == ["1", "2"])
     }
+
+    @Test func withConfirmedDestructionAnUnusedNamespaceIsACandidateNotARecord() {
+        let host = TestHost(namespaces: NamespaceSet([.net: 4026531840]))
+        host.registry.confirmsNamespaceDestruction = true
+        host.registry.namespaceIdentifier = { kind, inode in kind == .net && inode == 4026532190 ? 77 : nil }
+        host.fork(1, 8724)
+        host.fork(8724, 8741)
+        host.registry.apply(.namespacesChanged(pid: 8741, operation: .unshare, namespaces: NamespaceSet([.net: 4026532190])))
+        #expect(host.bodies() == [
+            "type=NS_CREATE op=unshare pid=8741 contid=-1 ns=net old=4026531840 new=4026532190 ns_dev=00:04 nsid=77"
+        ])
+        host.exit(8741)
+        #expect(host.bodies() == [])
+        let unused = host.registry.takeUnusedNamespaces()
+        #expect(unused.count == 1 && unused[0].kind == .net && unused[0].inode == 4026532190)
+        #expect(!host.registry.isNamespaceInUse(.net, inode: 4026532190))
+        #expect(host.registry.isNamespaceInUse(.net, inode: 4026531840))
+        host.registry.namespaceDestroyed(.net, inode: 4026532190)
+        #expect(host.bodies() == ["type=NS_DESTROY ns=net ino=4026532190 ns_dev=00:04 nsid=77"])
+    }
+
+    @Test func learnedNamespacesWriteNoRecord() {
+        let host = TestHost(namespaces: NamespaceSet([.net: 4026531840]))
+        host.fork(1, 8724)
+        host.registry.learnNamespaces(pid: 8724, NamespaceSet([.net: 4026532190, .uts: 4026532191]))
+        #expect(host.registry.process(8724)?.namespaces.net == 4026532190)
+        #expect(host.registry.process(8724)?.namespaces.uts == 4026532191)
+        #expect(host.bodies() == [])
+    }
 }

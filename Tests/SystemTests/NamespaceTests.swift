@@ -64,6 +64,11 @@ func readLink(_ path: String) -> String {
         }
         #expect(handle.liveness() == .alive)
         #expect(try NamespaceHandle.of(pid: getpid(), .net)?.liveness() == .alive)
+        // The parsed layout, and a check through a descriptor kept open.
+        #expect(handle.nsid == theirID && handle.inode == them[.net])
+        let mount = try NamespaceHandle.mountDescriptor(.net)
+        defer { try? mount.close() }
+        #expect(handle.liveness(mount: mount) == .alive)
 
         // With unshare and its child killed, the namespace goes away.
         kill(-child, SIGKILL)
@@ -76,5 +81,6 @@ func readLink(_ path: String) -> String {
             liveness = handle.liveness()
         }
         #expect(liveness == .gone)
+        #expect(handle.liveness(mount: mount) == .gone)
     }
 }

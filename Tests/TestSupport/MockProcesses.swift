@@ -1,3 +1,4 @@
+import AuditCodec
 import Glibc
 import LinuxAudit
 
@@ -19,6 +20,8 @@ public final class MockProcessSource: ProcessSource, @unchecked Sendable {
         /// pid_for_children, when a setns(CLONE_NEWPID) changed it.
         public var pidForChildren: UInt64?
         public var auid: UInt32 = 4_294_967_295
+        /// Namespaces other than user and pid (which the fields above give).
+        public var namespaces: [NamespaceKind: UInt64] = [:]
         public init(pid: pid_t, ppid: pid_t, startTime: UInt64) {
             self.pid = pid
             self.ppid = ppid
@@ -30,6 +33,8 @@ public final class MockProcessSource: ProcessSource, @unchecked Sendable {
     public var table: [pid_t: Process] = [:]
     /// How many times a pid namespace was read (the per-fork cost of joining).
     public private(set) var pidNamespaceReads = 0
+    /// How many times all namespaces of a process were read.
+    public private(set) var namespaceReads = 0
     public init() {}
 
     public func add(_ p: Process) { table[p.pid] = p }
@@ -69,6 +74,14 @@ public final class MockProcessSource: ProcessSource, @unchecked Sendable {
         pidNamespaceReads += 1
         let p = try find(pid)
         return forChildren ? (p.pidForChildren ?? p.pidNamespace) : p.pidNamespace
+    }
+    public func namespaces(pid: pid_t) throws -> ProcessNamespaces {
+        namespaceReads += 1
+        let p = try find(pid)
+        var inodes = p.namespaces
+        inodes[.user] = p.userNamespace
+        inodes[.pid] = p.pidNamespace
+        return ProcessNamespaces(device: 4, inodes: inodes)
     }
 }
 
