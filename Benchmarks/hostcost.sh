@@ -85,6 +85,8 @@ measure_auditd() {  # -> "rate n events"
   auditctl -w "$watched" -p wa -k bench >/dev/null
   auditctl -a always,exit -F arch=b64 -S unshare,setns -k contid-track >/dev/null
   auditctl -a always,exit -F arch=b32 -S unshare,setns -k contid-track >/dev/null
+  auditctl -a always,exit -F arch=b64 -S clone -F 'a0&0x7e020000' -k contid-track >/dev/null
+  auditctl -a always,exit -F arch=b32 -S clone -F 'a0&0x7e020000' -k contid-track >/dev/null
   auditd -n -c "$work/auditd" >"$work/auditd.out" 2>&1 &
   local pid=$!
   sleep 2
@@ -105,6 +107,8 @@ measure_floor() {  # [--connector] -> "rate n records": the kernel's own cost (s
   auditctl -w "$watched" -p wa -k bench >/dev/null
   auditctl -a always,exit -F arch=b64 -S unshare,setns -k contid-track >/dev/null
   auditctl -a always,exit -F arch=b32 -S unshare,setns -k contid-track >/dev/null
+  auditctl -a always,exit -F arch=b64 -S clone -F 'a0&0x7e020000' -k contid-track >/dev/null
+  auditctl -a always,exit -F arch=b32 -S clone -F 'a0&0x7e020000' -k contid-track >/dev/null
   python3 Benchmarks/audit-sink.py "$@" >"$work/sink.out" 2>&1 &
   local pid=$!
   for _ in $(seq 50); do [ "$(auditctl -s | awk '$1 == "pid" {print $2}')" = "$pid" ] && break; sleep 0.1; done
@@ -173,7 +177,7 @@ done
 sum() { local t=0; for v in "$@"; do t=$((t + v)); done; echo "$t"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 off_sum=$(sum "${OFF[@]}")
-echo "spawner asking ${rate}/s for ${seconds} s, ${rounds} rounds (each: audit off, kernel floor, floor + connector, auditd, contidd${BASELINE:+, contidd $BASELINE}); rules: one watch (+ unshare/setns tracking rules)"
+echo "spawner asking ${rate}/s for ${seconds} s, ${rounds} rounds (each: audit off, kernel floor, floor + connector, auditd, contidd${BASELINE:+, contidd $BASELINE}); rules: one watch (+ contidd's namespace tracking rules: unshare, setns, clone with CLONE_NEW*)"
 printf '%s' "$summary"
 echo "audit off:  $((off_sum / rounds))/s on average"
 echo "kernel floor: $(( $(sum "${FLOOR[@]}") / rounds ))/s   ratio to audit off $(ratio "$(sum "${FLOOR[@]}")" "$off_sum") (audit on with the same rules, a consumer that discards: no daemon can do better)"
