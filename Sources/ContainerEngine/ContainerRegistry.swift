@@ -156,6 +156,22 @@ public final class ContainerRegistry {
         emitDestroyed()
     }
 
+    /// Makes process `pid` a member of `object`, leaving `old` (registration, injection,
+    /// nesting, joins): membership counts and network-namespace membership follow.
+    /// Returns the process's namespace set.
+    @discardableResult
+    private func moveMember(_ pid: Int32, namespaces index: UInt32, into object: Int32, from old: Int32?) -> NamespaceSet {
+        objects[object].members += 1
+        processes[pid]!.container = object
+        let set = namespaces[index]
+        network.join(set.net, object: object)
+        if let old {
+            network.leave(set.net, object: old)
+            releaseMember(old, opid: pid)
+        }
+        return set
+    }
+
     private func releaseMember(_ object: Int32, opid: Int32) {
         objects.release(object, dropped: &droppedScratch)
         for o in droppedScratch {
@@ -394,14 +410,7 @@ public final class ContainerRegistry {
                 id: id, owner: writer.process, orchestrator: Self.orchestrator(of: writer), parent: writerContainer, labels: labels)
             objects[joined].firstPID = target.pid
         }
-        objects[joined].members += 1
-        processes[target.pid]!.container = joined
-        let set = namespaces[entry.namespaces]
-        network.join(set.net, object: joined)
-        if let old {
-            network.leave(set.net, object: old)
-            releaseMember(old, opid: target.pid)
-        }
+        let set = moveMember(target.pid, namespaces: entry.namespaces, into: joined, from: old)
         if !set.isEmpty {
             var text = RecordText()
             text.field("opid", target.pid)
@@ -538,14 +547,7 @@ public final class ContainerRegistry {
         text.field("contid", id: objects[target].id)
         text.field("old-contid", raw: old.map { objects[$0].chainBytes } ?? Array("-1".utf8))
         outbox.append(text.attempt(by: joiner, failing: nil, as: .containerOp))
-        objects[target].members += 1
-        processes[process.pid]!.container = target
-        let set = namespaces[entry.namespaces]
-        network.join(set.net, object: target)
-        if let old {
-            network.leave(set.net, object: old)
-            releaseMember(old, opid: process.pid)
-        }
+        moveMember(process.pid, namespaces: entry.namespaces, into: target, from: old)
         return objects[target].chain
     }
 
@@ -574,14 +576,7 @@ public final class ContainerRegistry {
                 id: id, owner: owner, orchestrator: orchestrator, parent: writerEntry?.container ?? ProcessEntry.noContainer)
             objects[joined].firstPID = target
         }
-        objects[joined].members += 1
-        processes[target]!.container = joined
-        let set = namespaces[entry.namespaces]
-        network.join(set.net, object: joined)
-        if let old {
-            network.leave(set.net, object: old)
-            releaseMember(old, opid: target)
-        }
+        moveMember(target, namespaces: entry.namespaces, into: joined, from: old)
     }
 
     /// Sets the labels of the live container `id`, as a CONTAINER_INFO record found in
@@ -600,14 +595,7 @@ public final class ContainerRegistry {
         guard let entry = processes[target], let joined = objects.index(of: id) else { return }
         let old = entry.container >= 0 ? entry.container : nil
         guard old != joined else { return }
-        objects[joined].members += 1
-        processes[target]!.container = joined
-        let set = namespaces[entry.namespaces]
-        network.join(set.net, object: joined)
-        if let old {
-            network.leave(set.net, object: old)
-            releaseMember(old, opid: target)
-        }
+        moveMember(target, namespaces: entry.namespaces, into: joined, from: old)
     }
 
     /// Applies a successful capcontid change found in a log (SET_CAPCONTID with `res=1`).
