@@ -48,3 +48,29 @@ end_of_event_timeout = 2
 CONF
   chmod 640 "$dir/auditd.conf"
 }
+
+# The workload both daemon benchmarks run: fork + exec of `busybox sh -c ': >> FILE'`
+# (each child appends to a watched file), paced at RATE/s for SECONDS. Replaces the
+# calling shell; prints "RATE-REACHED STARTED SECONDS-TAKEN".
+spawn_writers() {  # RATE SECONDS FILE
+  exec perl -MTime::HiRes=time,sleep -e '
+    my ($rate, $secs, $file) = @ARGV;
+    $SIG{CHLD} = "IGNORE";
+    my $start = time; my $n = 0;
+    while (1) {
+      my $due = $start + $n / $rate;
+      my $now = time;
+      last if $now - $start >= $secs;
+      sleep($due - $now) if $due > $now;
+      my $pid = fork();
+      if (defined $pid && $pid == 0) { exec "/usr/bin/busybox", "sh", "-c", ": >> $file" or exit 127; }
+      $n++;
+    }
+    my $took = time - $start;
+    printf "%.0f %d %.1f\n", $n / $took, $n, $took;
+  ' "$1" "$2" "$3"
+}
+
+cpu_seconds() {  # PID -> utime + stime of a live process, in seconds
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
+}

@@ -45,28 +45,8 @@ restore() {
 }
 trap restore EXIT
 
-# The spawner: fork + exec of `busybox sh -c ': >> FILE'`, asking RATE/s; prints the rate reached.
-spawner() {
-  perl -MTime::HiRes=time,sleep -e '
-    my ($rate, $secs, $file) = @ARGV;
-    $SIG{CHLD} = "IGNORE";
-    my $start = time; my $n = 0;
-    while (1) {
-      my $due = $start + $n / $rate;
-      my $now = time;
-      last if $now - $start >= $secs;
-      sleep($due - $now) if $due > $now;
-      my $pid = fork();
-      if (defined $pid && $pid == 0) { exec "/usr/bin/busybox", "sh", "-c", ": >> $file" or exit 127; }
-      $n++;
-    }
-    printf "%.0f %d\n", $n / (time - $start), $n;
-  ' "$rate" "$seconds" "$watched"
-}
-
-cpu_seconds() {  # utime + stime of a live process, in seconds
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
-}
+# The spawner of daemon-bench.sh, asking RATE/s; prints the rate reached and the processes started.
+spawner() { spawn_writers "$rate" "$seconds" "$watched" | cut -d' ' -f1,2; }
 
 # Waits until nothing the spawner started is left (children finish after it stops).
 settle() { for _ in $(seq 100); do pgrep -f "busybox sh -c : >> $watched" >/dev/null || break; sleep 0.1; done; sleep 1; }

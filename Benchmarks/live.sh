@@ -38,28 +38,11 @@ rules="-a always,exit -F arch=b64 -S clone,fork,vfork,execve,exit_group,unshare,
 -a always,exit -F arch=b32 -S fork,execve,clone,vfork,exit_group,unshare,setns,execveat,clone3 -k contid-track
 -w $watched -p wa -k bench"
 
-# The workload: fork + exec of `busybox sh -c ': >> FILE'`, paced at RATE/s.
+# The workload: the spawner of daemon-bench.sh, paced at RATE/s.
 workload() {
-  exec perl -MTime::HiRes=time,sleep -e '
-    my ($rate, $secs, $file) = @ARGV;
-    $SIG{CHLD} = "IGNORE";
-    my $start = time; my $n = 0;
-    while (1) {
-      my $due = $start + $n / $rate;
-      my $now = time;
-      last if $now - $start >= $secs;
-      sleep($due - $now) if $due > $now;
-      my $pid = fork();
-      if (defined $pid && $pid == 0) { exec "/usr/bin/busybox", "sh", "-c", ": >> $file" or exit 127; }
-      $n++;
-    }
-    printf STDERR "workload: %d execs in %.1f s\n", $n, time - $start;
-  ' "$rate" "$seconds" "$watched"
+  spawn_writers "$rate" "$seconds" "$watched" | awk '{ printf "workload: %d execs in %.1f s\n", $2, $3 > "/dev/stderr" }'
 }
 
-cpu_seconds() {  # utime + stime of a live process, in seconds
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
-}
 lost() { auditctl -s | awk '$1 == "lost" {print $2}'; }
 
 # --- auditd -----------------------------------------------------------------
