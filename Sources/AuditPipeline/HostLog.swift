@@ -196,6 +196,8 @@ public final class HostLogWriter {
     public weak var observer: HostLogObserver?
     /// How contid's own record types are written (`record_type_names`).
     public var ownTypeForm: OwnTypeForm = .name
+    /// `node=NAME ` put before every line that has no node= of its own (`node_name`).
+    public var nodePrefix: [UInt8] = []
 
     /// `maxFileBytes` 0 means never rotate. `numLogs` counts audit.log itself (at least 2 to rotate).
     public init(directory: String, format: HostLogFormat = .raw, maxFileBytes: Int = 8 << 20, numLogs: Int = 5,
@@ -247,11 +249,12 @@ public final class HostLogWriter {
         var bytes = 0
         var lines = 0
         annotation.forEachLine(of: event, scratch: &scratch) { a, b, c in
-            bytes += a.count + b.count + c.count + 1
+            bytes += a.count + b.count + c.count + 1 + nodePrefix.count
             lines += 1
         }
         try write(bytes: bytes, lines: lines) {
             annotation.forEachLine(of: event, scratch: &scratch) { a, b, c in
+                if !nodePrefix.isEmpty, !Self.hasNode(a) { buffer.append(contentsOf: nodePrefix) }
                 buffer.append(contentsOf: a)
                 if !b.isEmpty { buffer.append(contentsOf: b) }
                 if !c.isEmpty { buffer.append(contentsOf: c) }
@@ -262,12 +265,19 @@ public final class HostLogWriter {
     }
 
     private func write(lines: [[UInt8]]) throws {
-        try write(bytes: lines.reduce(0) { $0 + $1.count + 1 }, lines: lines.count) {
+        try write(bytes: lines.reduce(0) { $0 + $1.count + 1 + nodePrefix.count }, lines: lines.count) {
             for l in lines {
+                if !nodePrefix.isEmpty, !l.withUnsafeBytes(Self.hasNode) { buffer += nodePrefix }
                 buffer += l
                 buffer.append(0x0A)
             }
         }
+    }
+
+    /// The line starts with `node=` (a record from another machine keeps its own).
+    @inline(__always)
+    static func hasNode(_ line: UnsafeRawBufferPointer) -> Bool {
+        line.count > 5 && line[0] == UInt8(ascii: "n") && line.starts(with: "node=".utf8)
     }
 
     /// Buffers `lines` lines of `bytes` bytes with `append` (rotating first when they
@@ -384,6 +394,7 @@ public final class HostLogWriter {
         }
         // Protected records: put first in the new file whatever the buffer limit.
         for r in newFileRecords?() ?? [] {
+            if !nodePrefix.isEmpty { buffer += nodePrefix }
             buffer += HostLogForm.line(r, format: format, names: &names)
             buffer.append(0x0A)
             recordsWritten += 1

@@ -198,14 +198,14 @@ public final class LossBook {
     }
 
     /// CONTAINER_LOST bodies due now: one per key whose destination and container were
-    /// not reported in the last second.
-    public func takeReports(nowMilliseconds now: UInt64) -> [ContainerRecord] {
+    /// not reported in the last second (`all`: every count not reported yet, at exit).
+    public func takeReports(nowMilliseconds now: UInt64, all: Bool = false) -> [ContainerRecord] {
         guard !unreported.isEmpty else { return [] }
         var out: [ContainerRecord] = []
         var reportedNow: Set<String> = []
         for (key, n) in unreported.sorted(by: { ($0.key.destination, $0.key.reason) < ($1.key.destination, $1.key.reason) }) {
             let slot = key.destination + "/" + (key.contid?.description ?? "-1")
-            if !reportedNow.contains(slot), let last = lastReport[slot], now &- last < 1000 { continue }
+            if !all, !reportedNow.contains(slot), let last = lastReport[slot], now &- last < 1000 { continue }
             reportedNow.insert(slot)
             lastReport[slot] = now
             unreported[key] = nil

@@ -35,6 +35,10 @@ public final class Daemon {
     /// The host log's sidecar index (`audit.log.cidx`), kept as it writes.
     private var logIndex: LogIndexWriter?
     private var events: LiveEventPath!
+    private var router: Router!
+    /// Drops of every destination but the host log, reported as CONTAINER_LOST.
+    private let losses = LossBook()
+    private var containerLogs: ContainerLogs?
     private var server: RegistrationServer?
     private var loop: EventLoop!
     private var signalFD: Int32 = -1
@@ -72,6 +76,7 @@ public final class Daemon {
                                 maxFileBytes: configuration.maxLogFileMB << 20, numLogs: configuration.numLogs,
                                 flush: configuration.flush, frequency: configuration.frequency)
         log.ownTypeForm = configuration.recordTypeNames
+        log.nodePrefix = nodePrefix
         logIndex = LogIndexWriter(logPath: log.path, existingSize: log.currentSize)
         log.observer = logIndex
         registry = state.loadRegistry { key in ProcFS().startTime(pid: key.pid) == key.start }
@@ -88,13 +93,9 @@ public final class Daemon {
         // Every new log file starts with the labels of the containers alive then (SPEC §6).
         log.newFileRecords = { [unowned self] in registry.containerInfoRecords().map { ledger.stamped($0) } }
         source = try AuditStreamSource(kind: kind)
-        var extraSinks: [EventSink] = []
-        if let path = configuration.jsonLog {
-            let labelled = registry!
-            extraSinks.append(try JSONLogSink(path: path, labels: { id in labelled.labels(of: id) }))
-        }
-        events = LiveEventPath(registry: registry, tracker: tracker, ledger: ledger, log: log, clock: clock,
-                               graceMilliseconds: configuration.graceMilliseconds, ownPID: ownPID, extraSinks: extraSinks)
+        router = try makeRouter()
+        events = LiveEventPath(registry: registry, tracker: tracker, ledger: ledger, log: log, router: router, clock: clock,
+                               graceMilliseconds: configuration.graceMilliseconds, ownPID: ownPID)
 
         let session = try KernelAuditSession(control: control, stateDirectory: configuration.stateDirectory)
         self.session = session
@@ -122,6 +123,63 @@ public final class Daemon {
         loop.run { stopping }
         shutdown()
         return 0
+    }
+
+    /// `node=NAME ` for every record contidd writes or sends (`node_name`), or nothing.
+    private lazy var nodePrefix: [UInt8] = {
+        switch configuration.nodeName {
+        case .none: return []
+        case .fixed(let name): return Array("node=\(name) ".utf8)
+        case .hostname:
+            var buf = [CChar](repeating: 0, count: 256)
+            guard gethostname(&buf, buf.count) == 0 else { return [] }
+            let name = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return name.isEmpty ? [] : Array("node=\(name) ".utf8)
+        }
+    }()
+
+    // MARK: routing
+
+    /// The host sinks (host log, JSON log), the container logs and the named destinations.
+    private func makeRouter() throws -> Router {
+        let labelled = registry!
+        var host: [EventSink] = [log]
+        if let path = configuration.jsonLog {
+            host.append(try JSONLogSink(path: path, labels: { id in labelled.labels(of: id) }))
+        }
+        if configuration.containerLogs {
+            var s = ContainerLogs.Settings()
+            s.format = configuration.logFormat
+            s.maxFileBytes = configuration.maxLogFileMB << 20
+            s.numLogs = configuration.numLogs
+            s.flush = configuration.flush
+            s.frequency = configuration.frequency
+            s.nodePrefix = nodePrefix
+            s.ownTypeForm = configuration.recordTypeNames
+            containerLogs = ContainerLogs(directory: configuration.logDirectory + "/containers", settings: s, losses: losses) { id in
+                labelled.container(id)?.creation
+            }
+        }
+        let named = try configuration.destinations.map { try makeDestination($0) }
+        return Router(host: host, containerLogs: containerLogs, readers: nil, named: named, losses: losses)
+    }
+
+    /// One `[destination NAME]` of the config.
+    private func makeDestination(_ d: DestinationConfiguration) throws -> RouteDestination {
+        let labelled = registry!
+        switch d.type {
+        case .json:
+            return try JSONLinesDestination(name: d.name, path: d.path!, losses: losses, labels: { id in labelled.labels(of: id) })
+        case .clickhouse, .remote, nil:
+            throw DaemonError.destinationUnavailable(name: d.name, reason: "type \(d.type?.rawValue ?? "?") is not built into this contidd yet")
+        }
+    }
+
+    /// CONTAINER_LOST records for the drops of the last second (at most one per
+    /// destination and container a second), through the kernel like CONTAINER_OP.
+    private func reportDrops(all: Bool = false) {
+        let records = losses.takeReports(nowMilliseconds: clock.monotonicMilliseconds, all: all)
+        if !records.isEmpty { ledger.submit(records) }
     }
 
     private func resolveSource(_ wanted: AuditSource, status: AuditStatus) -> AuditSource {
@@ -193,6 +251,7 @@ public final class Daemon {
             tracker.applyDueExits(streamMs: events.streamMs, now: clock.wallMilliseconds, streamIdle: idle)
             if idle { events.advanceIdleClock() }
             ledger.writeOverdue(all: false)
+            reportDrops()
             server?.closeIdleConnections()
             // Namespaces without a known user: NS_DESTROY once their handle is stale.
             if now - lastNamespaceCheck >= Self.namespaceCheckMilliseconds {
@@ -314,6 +373,8 @@ public final class Daemon {
             + " namespaces_known=\(namespaceWatch.knownCount) namespace_candidates=\(namespaceWatch.candidateCount)"
             + " namespaces_destroyed=\(namespaceWatch.destroyed) namespaces_unconfirmed=\(namespaceWatch.unconfirmed)"
             + " namespace_probes=\(namespaceWatch.probes)"
+            + " routed=\(router.counters.events) off_host=\(router.counters.offHost) routed_nowhere=\(router.counters.nowhere)"
+            + " destination_drops=\(losses.total) container_logs_open=\(containerLogs?.openCount ?? 0)"
     }
 
     private func reportLosses(always: Bool) {
@@ -343,13 +404,14 @@ public final class Daemon {
             ledger.submitThroughKernel = false
             ledger.writeOverdue(all: true)
             submitPendingRecords()
+            reportDrops(all: true)
         }
         if let s = try? control.status() { kernelLost = s.lost }
         state.save(registry)
         reportLosses(always: true)
         Log.info(statusLine())
         events.flush()
-        log.close()
+        router.close()
         logIndex?.save()
         source.close()
         control.close()

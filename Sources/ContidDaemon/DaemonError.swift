@@ -12,6 +12,8 @@ public enum DaemonError: Error, CustomStringConvertible {
     case connectorSilent
     /// The kernel refused a rule of a rules file.
     case ruleRefused(file: String, line: Int, any Error)
+    /// A named destination of the config cannot be set up.
+    case destinationUnavailable(name: String, reason: String)
 
     public var description: String {
         switch self {
@@ -25,6 +27,8 @@ public enum DaemonError: Error, CustomStringConvertible {
             return "the proc connector sends no process events (is contidd in the initial pid and user namespaces?); processes cannot be tracked"
         case let .ruleRefused(file, line, error):
             return "\(file):\(line): the kernel refused the rule: \(error)"
+        case let .destinationUnavailable(name, reason):
+            return "destination \(name): \(reason)"
         }
     }
 }

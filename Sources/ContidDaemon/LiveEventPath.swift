@@ -6,8 +6,9 @@ import LinuxAudit
 /// The live path of one batch of records: the proc connector drained first (every
 /// FORK behind a record is known by then), then the shared `EventPipeline`:
 /// assembled, attributed from the registry (`LiveAttribution`), filtered by the
-/// rules (`ContainerRuleStep`), written to the host log sink. Events stay borrowed
-/// from the batch to the sink: nothing is allocated per event in the steady state.
+/// rules (`ContainerRuleStep`), routed (`Router`: the host log and the other
+/// destinations). Events stay borrowed from the batch to the sinks: nothing is
+/// allocated per event in the steady state.
 final class LiveEventPath {
     struct Counters: Equatable {
         var eventsSeen = 0
@@ -19,6 +20,7 @@ final class LiveEventPath {
 
     private let tracker: ProcessTracker
     private let log: HostLogWriter
+    let router: Router
     private let clock: TimeSource
     private let graceMilliseconds: UInt64
     private let attribution: LiveAttribution
@@ -28,16 +30,18 @@ final class LiveEventPath {
     private(set) var streamMs: UInt64 = 0
     private var writeErrors = 0
 
-    /// `extraSinks` get every event the host log gets (the JSON log).
-    init(registry: ContainerRegistry, tracker: ProcessTracker, ledger: OwnRecordLedger, log: HostLogWriter,
-         clock: TimeSource, graceMilliseconds: Int, ownPID: Int32, extraSinks: [EventSink] = []) {
+    /// `log`: the host log, for contid's own records written directly; `router` holds it
+    /// among its host sinks.
+    init(registry: ContainerRegistry, tracker: ProcessTracker, ledger: OwnRecordLedger, log: HostLogWriter, router: Router,
+         clock: TimeSource, graceMilliseconds: Int, ownPID: Int32) {
         self.tracker = tracker
         self.log = log
+        self.router = router
         self.clock = clock
         self.graceMilliseconds = UInt64(graceMilliseconds)
         attribution = LiveAttribution(registry: registry, tracker: tracker, ledger: ledger, ownPID: ownPID)
         ruleStep = ContainerRuleStep(rules: ContainerRuleFilter()) { registry.chain(of: $0) }
-        pipeline = EventPipeline(timeoutMilliseconds: 2000, attribution: attribution, filter: ruleStep, sinks: [log] + extraSinks)
+        pipeline = EventPipeline(timeoutMilliseconds: 2000, attribution: attribution, filter: ruleStep, sinks: [router])
         pipeline.onSinkError = { [unowned self] in countWriteError($0) }
     }
 

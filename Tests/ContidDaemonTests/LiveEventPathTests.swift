@@ -25,7 +25,7 @@ import Testing
         log = try HostLogWriter(directory: dir)
         let log = self.log
         ledger = OwnRecordLedger(clock: clock, submitter: nil, submitThroughKernel: false) { try? log.write($0) }
-        path = LiveEventPath(registry: registry, tracker: tracker, ledger: ledger, log: log, clock: clock,
+        path = LiveEventPath(registry: registry, tracker: tracker, ledger: ledger, log: log, router: Router(host: [log]), clock: clock,
                              graceMilliseconds: 500, ownPID: 4242)
         processes.add(.init(pid: 1, ppid: 0, startTime: 1))
         processes.add(.init(pid: 100, ppid: 1, startTime: 10))
