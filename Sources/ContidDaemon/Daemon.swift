@@ -131,12 +131,16 @@ public final class Daemon {
         case .none: return []
         case .fixed(let name): return Array("node=\(name) ".utf8)
         case .hostname:
-            var buf = [CChar](repeating: 0, count: 256)
-            guard gethostname(&buf, buf.count) == 0 else { return [] }
-            let name = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let name = Self.hostName()
             return name.isEmpty ? [] : Array("node=\(name) ".utf8)
         }
     }()
+
+    static func hostName() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buf, buf.count) == 0 else { return "" }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 
     // MARK: routing
 
@@ -170,7 +174,14 @@ public final class Daemon {
         switch d.type {
         case .json:
             return try JSONLinesDestination(name: d.name, path: d.path!, losses: losses, labels: { id in labelled.labels(of: id) })
-        case .clickhouse, .remote, nil:
+        case .clickhouse:
+            let node = String(decoding: nodePrefix.dropFirst(5).dropLast(), as: UTF8.self)
+            let ch = try ClickHouseDestination(configuration: d, spoolDirectory: configuration.stateDirectory + "/spool/" + d.name,
+                                               nodeName: node.isEmpty ? Self.hostName() : node, losses: losses,
+                                               labels: { id in labelled.labels(of: id) })
+            ch.start()
+            return ch
+        case .remote, nil:
             throw DaemonError.destinationUnavailable(name: d.name, reason: "type \(d.type?.rawValue ?? "?") is not built into this contidd yet")
         }
     }
