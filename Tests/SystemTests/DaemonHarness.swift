@@ -44,6 +44,8 @@ final class DaemonHarness {
     }
 
     let extraArguments: [String]
+    /// The text of the daemon's contidd.conf (empty: the built-in defaults).
+    var configText = ""
     /// `--source` for start(): netlink (contidd is the audit daemon) or multicast (beside auditd).
     var source = "netlink"
 
@@ -77,7 +79,9 @@ final class DaemonHarness {
     func start() throws {
         starts += 1
         let err = "\(root)/contidd.stderr"
-        pid = try spawnRedirected([contidd, "--source", source, "--config", "/dev/null", "--log-dir", logDir,
+        let config = root + "/contidd.conf"
+        try write(configText, to: config)
+        pid = try spawnRedirected([contidd, "--source", source, "--config", config, "--log-dir", logDir,
                                    "--run-dir", runDir, "--state-dir", stateDir, "--rules-dir", rulesDir] + extraArguments,
                                   output: err)
         let clock = ContinuousClock()
@@ -354,12 +358,15 @@ func ownLoginIDs() -> (auid: String, ses: String) {
 /// Runs the body against a fresh contidd (rules from `rules(root)`, the daemon's
 /// temporary directory) under the audit lock; afterwards the kernel must be as
 /// found: the same rules (none), status unchanged, no contidd left.
-func withDaemon(rules: (String) -> String, _ body: (DaemonHarness, AuditNetlink) throws -> Void) throws {
+/// `config`: contidd.conf's text, given the test's root directory.
+func withDaemon(rules: (String) -> String, config: (String) -> String = { _ in "" },
+                _ body: (DaemonHarness, AuditNetlink) throws -> Void) throws {
     try withKernelAuditState { control in
         let before = try control.status()
         let rulesBefore = try control.listRules()
         let daemon = try DaemonHarness(rules: "")
         try write(rules(daemon.root), to: daemon.rulesDir + "/10-test.rules")
+        daemon.configText = config(daemon.root)
         try daemon.start()
         do {
             try body(daemon, control)
