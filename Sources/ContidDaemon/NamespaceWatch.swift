@@ -60,11 +60,15 @@ final class NamespaceWatch {
     /// Namespaces without a known user, waiting for their handle to go stale, with
     /// how many times each was found alive: after `steadyAfter` probes, one is probed
     /// every `steadyEvery` checks only (every second at the daemon's 250 ms), so many
-    /// long-lived ones (bind-mounted netns) cost a quarter as much.
+    /// long-lived ones (bind-mounted netns) cost a quarter as much; after
+    /// `longLivedAfter` probes (about 13 s), every `longLivedEvery` checks (2 s): 1,000
+    /// bind-mounted namespaces then cost about half a percent of a core (Benchmarks/ns.sh).
     private var candidates: [(key: Key, alive: Int)] = []
     private var rounds = 0
     static let steadyAfter = 4
     static let steadyEvery = 4
+    static let longLivedAfter = 16
+    static let longLivedEvery = 8
     /// Namespaces whose last known user's EXIT was seen but not yet applied (exits are
     /// held for the grace period): checked until `checks` runs out; one already gone
     /// is reported then, and not again when its last user is released.
@@ -134,7 +138,8 @@ final class NamespaceWatch {
         for (key, alive) in candidates where seen.insert(key).inserted {
             if registry.isNamespaceInUse(key.kind, inode: key.inode) { continue }
             if reported.remove(key) != nil { continue }  // reported at its last user's EXIT
-            if alive >= Self.steadyAfter, rounds % Self.steadyEvery != 0 {
+            let every = alive >= Self.longLivedAfter ? Self.longLivedEvery : Self.steadyEvery
+            if alive >= Self.steadyAfter, rounds % every != 0 {
                 kept.append((key, alive))
                 continue
             }
