@@ -74,3 +74,36 @@ spawn_writers() {  # RATE SECONDS FILE
 cpu_seconds() {  # PID -> utime + stime of a live process, in seconds
   awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
 }
+
+# The kernel audit state as found (enabled, backlog_limit), for restore_audit_state.
+save_audit_state() {
+  found_enabled=$(auditctl -s | awk '$1 == "enabled" {print $2}')
+  found_backlog=$(auditctl -s | awk '$1 == "backlog_limit" {print $2}')
+}
+
+# Deletes every rule and puts enabled and backlog_limit back as found.
+restore_audit_state() {
+  auditctl -D >/dev/null 2>&1 || true
+  auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null 2>&1 || true
+}
+
+# The kernel forgets its audit daemon when the socket closes; waits for it (5 s at most).
+wait_no_audit_daemon() {
+  for _ in $(seq 50); do [ "$(auditctl -s | awk '$1 == "pid" {print $2}')" = 0 ] && break; sleep 0.1; done
+}
+
+# Starts BIN_DIR/contidd as the audit daemon with WORK/NAME as its log dir (state, run
+# dirs beside it) and waits for its socket; sets daemon_pid. PREFIX (e.g. taskset -c 0)
+# runs before it. Exits with contidd's stderr when it does not start.
+start_bench_contidd() {  # BIN_DIR WORK NAME CONF RULES_DIR [PREFIX...]
+  local dir="$1" work="$2" name="$3" conf="$4" rules="$5"
+  shift 5
+  rm -rf "$work/$name" "$work/state-$name"
+  "$@" "$dir/contidd" --source netlink --config "$conf" --log-dir "$work/$name" --run-dir "$work/run-$name" \
+    --state-dir "$work/state-$name" --rules-dir "$rules" 2>"$work/$name.err" &
+  daemon_pid=$!
+  for _ in $(seq 100); do [ -S "$work/run-$name/contid.sock" ] && break; sleep 0.1; done
+  if [ ! -S "$work/run-$name/contid.sock" ] || ! kill -0 "$daemon_pid" 2>/dev/null; then
+    echo "contidd ($name) did not start:" >&2; cat "$work/$name.err" >&2; exit 1
+  fi
+}

@@ -28,8 +28,7 @@ work="$(mktemp -d /tmp/contid-ns-XXXXXX)"
 chmod 755 "$work"
 watched="$work/watched"
 : > "$watched"
-found_enabled=$(auditctl -s | awk '$1 == "enabled" {print $2}')
-found_backlog=$(auditctl -s | awk '$1 == "backlog_limit" {print $2}')
+save_audit_state
 daemon_pid=""
 
 restore() {
@@ -38,8 +37,7 @@ restore() {
     for f in "$work"/ns/n*; do umount "$f" 2>/dev/null || true; done
     umount "$work/ns" 2>/dev/null || true
   fi
-  auditctl -D >/dev/null 2>&1 || true
-  auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null 2>&1 || true
+  restore_audit_state
   rm -rf "$work"
 }
 trap restore EXIT
@@ -49,22 +47,15 @@ printf -- '-w %s -p wa -k bench\n' "$watched" > "$work/rules.d/10-bench.rules"
 
 start_contidd() {  # NAME TRACKING -> sets daemon_pid
   local name="$1" tracking="$2"
-  rm -rf "$work/$name" "$work/state-$name"
   printf 'backlog_limit = 8192\ntracking_rules = %s\n' "$tracking" > "$work/$name.conf"
-  "$bin/contidd" --source netlink --config "$work/$name.conf" --log-dir "$work/$name" --run-dir "$work/run-$name" \
-    --state-dir "$work/state-$name" --rules-dir "$work/rules.d" 2>"$work/$name.err" &
-  daemon_pid=$!
-  for _ in $(seq 100); do [ -S "$work/run-$name/contid.sock" ] && break; sleep 0.1; done
-  if [ ! -S "$work/run-$name/contid.sock" ] || ! kill -0 "$daemon_pid" 2>/dev/null; then
-    echo "contidd ($name) did not start:" >&2; cat "$work/$name.err" >&2; exit 1
-  fi
+  start_bench_contidd "$bin" "$work" "$name" "$work/$name.conf" "$work/rules.d"
   sleep 1
 }
 
 stop_contidd() {
   kill -TERM "$daemon_pid"; wait "$daemon_pid" || true
   daemon_pid=""
-  for _ in $(seq 50); do [ "$(auditctl -s | awk '$1 == "pid" {print $2}')" = 0 ] && break; sleep 0.1; done
+  wait_no_audit_daemon
 }
 
 status_of() {  # NAME KEY -> the counter from `contid status`
@@ -100,7 +91,9 @@ for _ in $(seq 300); do
   [ "${candidates:-0}" -ge "$count" ] && break
   sleep 0.1
 done
-sleep 3
+# Past the first probes (every 250 ms, then every second) to the steady state: each long-lived
+# candidate probed every 2 s (NamespaceWatch.longLivedAfter).
+sleep 15
 candidates=$(status_of check namespace_candidates)
 destroyed_before=$(status_of check namespaces_destroyed)
 probes_a=$(status_of check namespace_probes)

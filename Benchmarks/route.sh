@@ -31,16 +31,14 @@ work="$(mktemp -d /tmp/contid-route-XXXXXX)"
 chmod 755 "$work"
 mkdir -p "$work/w"
 : > "$work/w/file"
-found_enabled=$(auditctl -s | awk '$1 == "enabled" {print $2}')
-found_backlog=$(auditctl -s | awk '$1 == "backlog_limit" {print $2}')
+save_audit_state
 daemon_pid=""
 helpers=()
 
 restore() {
   for p in "${helpers[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
-  auditctl -D >/dev/null 2>&1 || true
-  auditctl -e "$found_enabled" -b "$found_backlog" >/dev/null 2>&1 || true
+  restore_audit_state
   [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap restore EXIT
@@ -55,17 +53,11 @@ rules() {  # MODE -> the rules directory's text
 
 run() {  # MODE -> "events cpu rate host_p50 host_p99 | reader summary"
   local mode="$1"
-  rm -rf "$work/$mode" "$work/state-$mode" "$work/rules-$mode"
+  rm -rf "$work/rules-$mode"
   mkdir -p "$work/rules-$mode"
   rules "$mode" > "$work/rules-$mode/10-bench.rules"
   printf 'backlog_limit = 65536\nreader_queue = 65536\n' > "$work/$mode.conf"
-  taskset -c 0 "$bin/contidd" --source netlink --config "$work/$mode.conf" --log-dir "$work/$mode" --run-dir "$work/run-$mode" \
-    --state-dir "$work/state-$mode" --rules-dir "$work/rules-$mode" 2>"$work/$mode.err" &
-  daemon_pid=$!
-  for _ in $(seq 100); do [ -S "$work/run-$mode/contid.sock" ] && break; sleep 0.1; done
-  if [ ! -S "$work/run-$mode/contid.sock" ] || ! kill -0 "$daemon_pid" 2>/dev/null; then
-    echo "contidd ($mode) did not start:" >&2; cat "$work/$mode.err" >&2; exit 1
-  fi
+  start_bench_contidd "$bin" "$work" "$mode" "$work/$mode.conf" "$work/rules-$mode" taskset -c 0
   # The containers, waiting for the go.
   rm -f "$work/go"; mkfifo "$work/go"
   local pids=()
@@ -106,7 +98,7 @@ run() {  # MODE -> "events cpu rate host_p50 host_p99 | reader summary"
   if [ -n "$reader" ]; then kill -TERM "$reader"; wait "$reader" || true; fi
   local lost; lost=$("$bin/contid" --run-dir "$work/run-$mode" status | tr ' ' '\n' | awk -F= '$1 == "kernel_lost" {print $2}')
   kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
-  for _ in $(seq 50); do [ "$(auditctl -s | awk '$1 == "pid" {print $2}')" = 0 ] && break; sleep 0.1; done
+  wait_no_audit_daemon
   local cpu; cpu=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')
   local rate; rate=$(awk -v n="$have" -v c="$cpu" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')
   echo "$have $cpu $rate ${lost:-?} $(cat "$work/$mode.tail") | $( [ -n "$reader" ] && cat "$work/$mode.readers" || echo none)"

@@ -103,11 +103,8 @@ public final class ContainerLogs: RouteDestination {
 
     public func flush() throws {
         var first: Error?
-        for (id, o) in open {
-            do { try o.writer.flush() } catch {
-                if first == nil { first = error }
-                _ = id
-            }
+        for o in open.values {
+            do { try o.writer.flush() } catch { if first == nil { first = error } }
         }
         if let first { throw first }
     }

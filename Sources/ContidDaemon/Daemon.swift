@@ -136,7 +136,8 @@ public final class Daemon {
         }
     }()
 
-    static func hostName() -> String {
+    /// This machine's host name (`node_name = hostname`, ClickHouse rows' host).
+    public static func hostName() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         guard gethostname(&buf, buf.count) == 0 else { return "" }
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

@@ -95,7 +95,7 @@ struct IngestCommand: ParsableCommand {
         settings.batchRows = batchRows
         settings.batchInterval = .milliseconds(batchInterval)
         settings.spoolLimitBytes = spoolLimit
-        settings.host = node ?? Self.hostName()
+        settings.host = node ?? Daemon.hostName()
         let ownSpool = spoolDir == nil
         settings.spoolDirectory = spoolDir ?? "/var/tmp/contid-ingest.\(getpid())"
         let err = StandardError()
@@ -130,12 +130,6 @@ struct IngestCommand: ParsableCommand {
         if failed || summary.rowsSpooled > 0 || summary.sink.rowsLost > 0 || (summary.errors > 0 && summary.records == 0) {
             throw ExitCode(1)
         }
-    }
-
-    static func hostName() -> String {
-        var buf = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buf, buf.count) == 0 else { return "" }
-        return String(cString: buf)
     }
 }
 
